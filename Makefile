@@ -1,0 +1,53 @@
+# arq.monitoring: the two commands a fresh machine needs are `make lab` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help deps harness lab lab-down lint unit molecule test
+
+help:
+	@echo "make lab       bring up the stack on local systemd containers and print where to look"
+	@echo "make lab-down  remove the lab containers"
+	@echo "make test      lint, unit tests and every Molecule scenario (what CI runs)"
+	@echo "make molecule SCENARIOS=node_exporter   one scenario"
+
+# Python tools, pinned; reinstalled when requirements.txt changes.
+deps: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Docker engine, Debian 12/13 systemd images, offline release mirror (all cached).
+harness: deps
+	tests/harness/setup
+
+lab: harness
+	ansible-playbook inventories/lab/containers.yml -i inventories/lab
+	ansible-playbook site.yml -i inventories/lab
+	@cat inventories/lab/WHERE-TO-LOOK.txt
+
+lab-down: deps
+	ansible-playbook inventories/lab/containers.yml -i inventories/lab -e lab_state=absent
+
+lint: deps
+	yamllint --strict .
+	ansible-lint --profile production
+	pytest -q -p no:cacheprovider tests/lint
+
+# Unit tests feed generated configs to the real promtool/amtool from the release mirror.
+unit: deps
+	tests/harness/setup mirror
+	PROMTOOL=$${ARQ_CACHE:-$$HOME/.cache/arq-monitoring}/bin/promtool \
+	AMTOOL=$${ARQ_CACHE:-$$HOME/.cache/arq-monitoring}/bin/amtool \
+	pytest -q -p no:cacheprovider tests/unit
+
+molecule: harness
+	@for s in $(SCENARIOS); do \
+	  start=$$(date +%s); molecule test -s $$s || exit 1; \
+	  echo "molecule: $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: lint unit molecule

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Build an offline release mirror laid out like the upstream GitHub releases.
+
+The binaries are the real programs from Debian's packages (``apt-get download`` +
+``dpkg-deb -x``), repacked as ``<name>-<version>.linux-amd64.tar.gz`` with a
+``sha256sums.txt`` beside them, under ``<owner>/<repo>/releases/download/v<version>/``.
+Older versions come from bookworm so that upgrades can be tested.
+
+    release_mirror.py build     # idempotent: $ARQ_CACHE/mirror, and promtool/amtool in $ARQ_CACHE/bin
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+CACHE = Path(os.environ.get("ARQ_CACHE", Path.home() / ".cache" / "arq-monitoring"))
+DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+FIXED_MTIME = 1735689600  # 2025-01-01: stable Last-Modified, so conditional requests hit
+
+# (repository, archive name, version, suite, {binary in archive: (package, path in package)})
+RELEASES = [
+    ("prometheus/prometheus", "prometheus", "2.53.3", "trixie",
+     {"prometheus": ("prometheus", "usr/bin/prometheus"), "promtool": ("promtool", "usr/bin/promtool")}),
+    ("prometheus/prometheus", "prometheus", "2.42.0", "bookworm",
+     {"prometheus": ("prometheus", "usr/bin/prometheus"), "promtool": ("prometheus", "usr/bin/promtool")}),
+    ("prometheus/alertmanager", "alertmanager", "0.28.1", "trixie",
+     {"alertmanager": ("prometheus-alertmanager", "usr/bin/prometheus-alertmanager"),
+      "amtool": ("prometheus-alertmanager", "usr/bin/amtool")}),
+    ("prometheus/node_exporter", "node_exporter", "1.9.0", "trixie",
+     {"node_exporter": ("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")}),
+    ("prometheus/node_exporter", "node_exporter", "1.5.0", "bookworm",
+     {"node_exporter": ("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")}),
+    ("prometheus-community/postgres_exporter", "postgres_exporter", "0.17.1", "trixie",
+     {"postgres_exporter": ("prometheus-postgres-exporter", "usr/bin/prometheus-postgres-exporter")}),
+    # redis_exporter's own archives carry a "v" in the version part of the name.
+    ("oliver006/redis_exporter", "redis_exporter", "v1.69.0", "trixie",
+     {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
+]
+# Tools the controller-side tests run (promtool check/test, amtool check-config).
+TOOLS = {"promtool": ("promtool", "trixie", "usr/bin/promtool"),
+         "amtool": ("prometheus-alertmanager", "trixie", "usr/bin/amtool")}
+# Files Debian's alertmanager reads from disk; the harness bakes them into the test images.
+TEMPLATES = ("prometheus-alertmanager", "trixie", "usr/share/prometheus/alertmanager")
+
+
+def apt_download(suite: str, package: str) -> Path:
+    """Fetch one .deb of `suite` without touching the controller's own apt state."""
+    root = CACHE / "apt" / suite
+    debs = root / "debs"
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if found:
+        return found[-1]
+    (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    debs.mkdir(parents=True, exist_ok=True)
+    (root / "sources.list").write_text(f"deb {DEBIAN_MIRROR} {suite} main\n")
+    opts = [f"-oDir::Etc::SourceList={root / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
+            f"-oDir::State::Lists={root / 'lists'}", f"-oDir::Cache={root / 'cache'}",
+            "-oDir::State::status=/dev/null", "-oAPT::Architecture=amd64",
+            "-oAPT::Sandbox::User=root", "-qq"]
+    if not any((root / "lists").glob("*Packages*")):
+        subprocess.run(["apt-get", *opts, "update"], check=True)
+    subprocess.run(["apt-get", *opts, "download", package], check=True, cwd=debs)
+    return sorted(debs.glob(f"{package}_*.deb"))[-1]
+
+
+def extract(deb: Path) -> Path:
+    out = deb.with_suffix("")
+    if not out.is_dir():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+        tmp.rename(out)
+    return out
+
+
+def pack(files: dict[str, Path], top: str) -> bytes:
+    """A reproducible tar.gz: fixed dates, owners and order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        dir_info = tarfile.TarInfo(top)
+        dir_info.type, dir_info.mode, dir_info.mtime = tarfile.DIRTYPE, 0o755, FIXED_MTIME
+        tar.addfile(dir_info)
+        for name, path in sorted(files.items()):
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mode, info.mtime = path.stat().st_size, 0o755, FIXED_MTIME
+            with path.open("rb") as fh:
+                tar.addfile(info, fh)
+    return buf.getvalue()
+
+
+def build() -> None:
+    mirror = CACHE / "mirror"
+    for repo, name, version, suite, binaries in RELEASES:
+        release_dir = mirror / repo / "releases" / "download" / (version if version.startswith("v") else f"v{version}")
+        sums = release_dir / "sha256sums.txt"
+        if sums.exists():
+            continue
+        top = f"{name}-{version}.linux-amd64"
+        data = pack({b: extract(apt_download(suite, pkg)) / p for b, (pkg, p) in binaries.items()}, top)
+        release_dir.mkdir(parents=True, exist_ok=True)
+        (release_dir / f"{top}.tar.gz").write_bytes(data)
+        sums.write_text(f"{hashlib.sha256(data).hexdigest()}  {top}.tar.gz\n")
+        for path in release_dir.iterdir():
+            os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+        print(f"mirror: {repo} {version} from {suite}", file=sys.stderr)
+    bin_dir = CACHE / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for tool, (package, suite, path) in TOOLS.items():
+        if not (bin_dir / tool).exists():
+            shutil.copy2(extract(apt_download(suite, package)) / path, bin_dir / tool)
+    package, suite, subdir = TEMPLATES
+    templates = CACHE / "mirror-src" / "templates"
+    if not templates.is_dir():
+        src = extract(apt_download(suite, package)) / subdir
+        shutil.copytree(src, templates)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["build"]:
+        sys.exit(__doc__)
+    build()
