@@ -25,12 +25,16 @@ harness: deps
 	tests/harness/setup
 
 lab: harness
-	ansible-playbook inventories/lab/containers.yml -i inventories/lab
+	ansible-playbook tests/harness/lab.yml -i inventories/lab
 	ansible-playbook site.yml -i inventories/lab
-	@cat inventories/lab/WHERE-TO-LOOK.txt
+	@echo
+	@echo "The lab is up: containers lab-monitoring, lab-db, lab-cache, lab-app (docker ps)."
+	@echo "  Node exporter on lab-monitoring: http://127.0.0.1:9100/metrics"
+	@echo "  On any lab host:                 docker exec lab-db curl -s localhost:9100/metrics"
+	@echo "make lab again converges with no changes; make lab-down removes the lab."
 
 lab-down: deps
-	ansible-playbook inventories/lab/containers.yml -i inventories/lab -e lab_state=absent
+	ansible-playbook tests/harness/lab.yml -i inventories/lab -e lab_state=absent
 
 lint: deps
 	yamllint --strict .
