@@ -1,0 +1,31 @@
+"""Bad settings fail in preflight, naming the variable, before anything changes on the host."""
+import json
+import os
+import subprocess
+
+import pytest
+
+HOST = "node-exporter-d12"
+CASES = {
+    "wrong type": ({"node_exporter_enabled_collectors": "systemd"}, "node_exporter_enabled_collectors"),
+    "unknown install method": ({"node_exporter_install_method": "curl"}, "node_exporter_install_method"),
+    "malformed listen address": ({"node_exporter_web_listen_address": "0.0.0.0:99999"}, "node_exporter_web_listen_address"),
+    "TLS without key": ({"node_exporter_web_tls_cert": "-----BEGIN CERTIFICATE-----"}, "node_exporter_web_tls_key"),
+}
+
+
+@pytest.mark.parametrize("extra_vars, variable", CASES.values(), ids=CASES.keys())
+def test_bad_input_fails_before_any_change(host, extra_vars, variable):
+    if host.backend.host != HOST:
+        pytest.skip("checked once, on " + HOST)
+    unit_before = host.file("/etc/systemd/system/node_exporter.service").content_string
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", HOST,
+         "-e", json.dumps(extra_vars), os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode != 0
+    assert variable in run.stdout + run.stderr
+    assert "changed=0" in run.stdout.split("PLAY RECAP")[-1]
+    assert host.file("/etc/systemd/system/node_exporter.service").content_string == unit_before
+    assert host.service("node_exporter").is_running
