@@ -324,12 +324,14 @@ def _labels(value, where):
     return labels
 
 
-def _check_keys(value, known, where):
+def _check_keys(value, known, where, show_unknown=True):
     if not isinstance(value, Mapping):
         _fail(where, "must be a dict, not %s" % type(value).__name__)
     for key in value:
         _defined(value[key])
     unknown = sorted(str(key) for key in value if key not in known)
+    if unknown and not show_unknown:
+        _fail(where, "%d unknown option(s), not shown as they may hold secrets (known: %s)" % (len(unknown), ", ".join(known)))
     if unknown:
         _fail(where, "unknown option %s (known: %s)" % (", ".join(repr(k) for k in unknown), ", ".join(known)))
 
@@ -352,8 +354,9 @@ def _tls(value, where):
 
 
 def _basic_auth(value, where):
-    # Messages here name fields only: never a value, which may be a password.
-    _check_keys(value, BASIC_AUTH_OPTIONS, where)
+    # Messages here name known fields only: never a value, nor an unknown key (a {user: password}
+    # dict, as the roles' *_web_basic_auth_users, would otherwise print a password).
+    _check_keys(value, BASIC_AUTH_OPTIONS, where, show_unknown=False)
     username = value.get("username")
     if not isinstance(username, str) or not username:
         _fail(where, "username must be a non-empty string")
