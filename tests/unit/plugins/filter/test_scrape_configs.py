@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import json
 import os
@@ -353,6 +354,22 @@ def test_promtool_catches_a_broken_config(tmp_path, promtool):
         promtool_check(promtool, [config])
 
 
+def test_garbage_collector_is_restored():
+    """The filter pauses the cyclic garbage collector while it builds; it must turn it back on."""
+    assert gc.isenabled()
+    run()
+    assert gc.isenabled()
+    with pytest.raises(AnsibleFilterError):
+        run(shard_count=0)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run()
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 G = inventory(node_exporter=["web1"], lb=["l1"])
@@ -393,6 +410,8 @@ BAD_INPUTS = [
     ("address not str", {"hostvars": {"web1": {"ansible_host": 10}}}, r"host 'web1': ansible_host: the address must be a string"),
     ("address with space", {"hostvars": {"web1": {"ansible_host": "web 1"}}}, r"host 'web1': ansible_host: 'web 1' is not a valid host name"),
     ("address bad v6", {"hostvars": {"web1": {"ansible_host": "2001:db8::zz"}}}, r"host 'web1': ansible_host: '2001:db8::zz' is neither"),
+    ("address bad v6 zone", {"hostvars": {"web1": {"ansible_host": "fe80::1%"}}}, r"host 'web1': ansible_host: 'fe80::1%' has an invalid IPv6 zone"),
+    ("address v4 in brackets", {"hostvars": {"web1": {"ansible_host": "[10.0.0.1]"}}}, r"host 'web1': ansible_host: '\[10.0.0.1\]' is neither"),
     ("address with port", {"hostvars": {"web1": {"ansible_host": "web1:22"}}}, r"host 'web1': ansible_host: 'web1:22' is neither"),
     ("shard index too big", {"shard_count": 2, "shard_index": 2}, r"shard_index: 2 is out of range for shard_count 2 \(0 to 1\)"),
     ("shard index negative", {"shard_count": 2, "shard_index": -1}, r"shard_index: -1 is out of range"),
