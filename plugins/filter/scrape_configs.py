@@ -1,0 +1,600 @@
+# -*- coding: utf-8 -*-
+# Copyright: arq.monitoring contributors
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: scrape_configs
+short_description: Prometheus scrape configs from the inventory
+version_added: 0.1.0
+positional: _input, hostvars, jobs
+author: arq.monitoring developers
+description:
+  - Turns the inventory (C(groups) and C(hostvars)) into the C(scrape_configs) section of
+    C(prometheus.yml) - one job per service, one target per host of the job's inventory groups.
+  - Built-in jobs, each included only when its group exists in the inventory, given as
+    job label - group, port, metrics path.
+    C(alertmanager) - C(alertmanager), 9093, C(/metrics);
+    C(backend) - C(backend), 3001, C(/api/v1/metrics);
+    C(grafana) - C(grafana), 3000, C(/metrics);
+    C(node) - C(node_exporter), 9100, C(/metrics);
+    C(postgres) - C(postgres_exporter), 9187, C(/metrics);
+    C(prometheus) - C(prometheus), 9090, C(/metrics);
+    C(redis) - C(redis_exporter), 9121, C(/metrics).
+  - Every target carries the label C(instance) set to the host's inventory name, so dashboards
+    and alerts read C(instance="db1"), not an address.
+  - The address scraped is the host's C(ansible_host) (else its inventory name); IPv6 literals
+    are bracketed. A host variable C(<var_prefix>_web_listen_address) (C(host:port),
+    C([v6]:port), C(:port)) overrides the port, and the address too unless its host part is
+    empty, C(0.0.0.0) or C([::]). C(<var_prefix>_web_telemetry_path) overrides the metrics path
+    for that host (through the C(__metrics_path__) target label).
+  - Targets and jobs are sorted; a host in several groups of one job is scraped once.
+  - Bad input fails with C(scrape_configs:) followed by the job or host and the field at fault;
+    no password is ever part of a message. Undefined variables fail as Ansible's own error.
+  - See docs/scrape_configs.md in the collection for an inventory and the configuration it
+    yields, file-based discovery, sharding and HA pairs.
+options:
+  _input:
+    description: The inventory's groups, that is the magic variable C(groups).
+    type: dict
+    required: true
+  hostvars:
+    description: The magic variable C(hostvars) (any mapping of host name to variables).
+    type: dict
+    required: true
+  jobs:
+    description:
+      - Jobs to add, or to change or turn off among the built-in ones.
+      - An entry whose C(name) is a built-in job changes only the options it gives.
+      - Another entry adds a job, and needs C(group) and C(port).
+      - Every group an entry names must exist in the inventory (it may be empty).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description:
+          - The job's name, which is its C(job) label and, with I(file_sd_dir), the name of
+            its target file (C(<name>.yml)). Letters, digits, C(_), C(.) and C(-).
+        type: str
+        required: true
+      enabled:
+        description: C(false) leaves the job out.
+        type: bool
+        default: true
+      group:
+        description: The inventory group, or list of groups, whose hosts are scraped.
+        type: raw
+      port:
+        description: The port scraped when a host does not set its own listen address.
+        type: int
+      metrics_path:
+        description: The HTTP path of the metrics.
+        type: str
+        default: /metrics
+      scheme:
+        description: C(http) or C(https). Defaults to C(https) when I(tls) is given.
+        type: str
+        choices: [http, https]
+      var_prefix:
+        description:
+          - Prefix of the host variables C(<var_prefix>_web_listen_address) and
+            C(<var_prefix>_web_telemetry_path) read for this job. C('') reads none.
+          - Defaults to the role's name for built-in jobs (C(node_exporter) for C(node)) and
+            to the job's name for other jobs.
+        type: str
+      labels:
+        description: Labels added to every target of the job (host labels win).
+        type: dict
+        default: {}
+      scrape_interval:
+        description: The job's scrape interval (a Prometheus duration such as C(30s)).
+        type: str
+      scrape_timeout:
+        description: The job's scrape timeout (a Prometheus duration).
+        type: str
+      tls:
+        description:
+          - TLS settings towards the targets, written as the job's C(tls_config).
+          - Keys C(ca_file), C(cert_file) and C(key_file) (paths on the Prometheus host;
+            certificate and key go together), C(server_name), C(insecure_skip_verify).
+        type: dict
+      basic_auth:
+        description:
+          - Basic auth credentials, written as the job's C(basic_auth).
+          - Keys C(username) and exactly one of C(password) (for example a vaulted variable)
+            or C(password_file) (a path on the Prometheus host).
+        type: dict
+  builtin_jobs:
+    description: C(false) starts from no job at all instead of the built-in ones.
+    type: bool
+    default: true
+  labels_var:
+    description:
+      - Name of the host variable holding extra labels for all of that host's targets,
+        for example a dict with C(env) and C(datacenter).
+      - Label names must be valid Prometheus label names, not start with C(__), and not be
+        C(instance) or C(job); values are strings or numbers.
+    type: str
+    default: prometheus_target_labels
+  file_sd_dir:
+    description:
+      - Empty - targets are written inline as C(static_configs).
+      - A directory on the Prometheus host - each job reads its targets from
+        C(<file_sd_dir>/<job>.yml) (C(file_sd_configs)), so adding or removing a host changes
+        only that file and needs no reload. Ask for the files' content with I(output).
+    type: str
+    default: ''
+  output:
+    description:
+      - C(scrape_configs) - the list of scrape configs.
+      - C(file_sd) - a dict of target file name (C(<job>.yml)) to its content, a list of
+        target groups (empty without I(file_sd_dir)).
+      - C(both) - a dict with keys C(scrape_configs) and C(file_sd).
+    type: str
+    choices: [scrape_configs, file_sd, both]
+    default: scrape_configs
+  shard_count:
+    description:
+      - Number of Prometheus servers sharing the targets. Above 1, each job gets a
+        C(hashmod) relabel on the C(instance) label, so each host (all its jobs) is scraped
+        by exactly one shard.
+      - HA pairs are not shards - both servers of a pair use the same call and differ only
+        in the external label C(replica).
+    type: int
+    default: 1
+  shard_index:
+    description: This Prometheus server's shard, from 0 to I(shard_count) - 1.
+    type: int
+    default: 0
+notes:
+  - The filter reads only the host variables named above, and only for hosts of a scraped group.
+seealso:
+  - name: Prometheus scrape_config
+    description: The configuration the filter writes.
+    link: https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config
+"""
+
+EXAMPLES = r"""
+# group_vars/prometheus.yml, simplest form: the built-in jobs, targets inline (static_configs)
+prometheus_scrape_configs: "{{ groups | arq.monitoring.scrape_configs(hostvars) }}"
+
+# Jobs: change the node exporter's port and scrape it over TLS with basic auth,
+# turn Grafana off, add a job of one's own
+prometheus_scrape_jobs:
+  - name: node
+    port: 9200
+    tls:
+      ca_file: /etc/prometheus/exporters-ca.pem
+    basic_auth:
+      username: prometheus
+      password: "{{ vault_node_exporter_password }}"
+  - name: grafana
+    enabled: false
+  - name: haproxy
+    group: loadbalancers
+    port: 8405
+
+# Those jobs, targets in files (no reload when hosts come and go), sharded over two
+# Prometheus servers whose host_vars set prometheus_shard to 0 and 1; one call, both parts:
+# prometheus_scrape.scrape_configs goes into prometheus.yml,
+# prometheus_scrape.file_sd['node.yml'] into /etc/prometheus/file_sd/node.yml
+prometheus_scrape: >-
+  {{ groups | arq.monitoring.scrape_configs(hostvars, prometheus_scrape_jobs,
+     file_sd_dir='/etc/prometheus/file_sd', output='both',
+     shard_count=2, shard_index=prometheus_shard) }}
+
+# host_vars/db1.yml: per-host settings the filter reads
+ansible_host: 2001:db8::10                        # node: [2001:db8::10]:9100
+postgres_exporter_web_listen_address: ":9188"     # postgres: [2001:db8::10]:9188
+prometheus_target_labels: {env: prod, datacenter: fra1}
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - With O(output=scrape_configs), a list of Prometheus scrape configs sorted by C(job_name),
+      each with C(job_name), C(scheme), C(metrics_path), the optional C(scrape_interval),
+      C(scrape_timeout), C(tls_config) and C(basic_auth), then either C(static_configs) or
+      C(file_sd_configs), and C(relabel_configs) when sharded.
+    - A target group is a dict with C(targets), a list of one C(<address>:<port>), and
+      C(labels), with C(instance) set to the host's inventory name; one per host, sorted by host.
+    - With O(output=file_sd), a dict of file name to list of target groups.
+    - With O(output=both), a dict with keys C(scrape_configs) and C(file_sd).
+  type: raw
+"""
+
+import gc
+import re
+import socket
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+from jinja2 import Undefined
+
+# Built-in jobs: job name -> group, port, metrics path and the roles' variable prefix.
+BUILTIN_JOBS = {
+    "alertmanager": {"group": "alertmanager", "port": 9093, "var_prefix": "alertmanager"},
+    "backend": {"group": "backend", "port": 3001, "metrics_path": "/api/v1/metrics", "var_prefix": "backend"},
+    "grafana": {"group": "grafana", "port": 3000, "var_prefix": "grafana"},
+    "node": {"group": "node_exporter", "port": 9100, "var_prefix": "node_exporter"},
+    "postgres": {"group": "postgres_exporter", "port": 9187, "var_prefix": "postgres_exporter"},
+    "prometheus": {"group": "prometheus", "port": 9090, "var_prefix": "prometheus"},
+    "redis": {"group": "redis_exporter", "port": 9121, "var_prefix": "redis_exporter"},
+}
+
+JOB_OPTIONS = (
+    "basic_auth", "enabled", "group", "labels", "metrics_path", "name", "port", "scheme",
+    "scrape_interval", "scrape_timeout", "tls", "var_prefix",
+)
+TLS_OPTIONS = ("ca_file", "cert_file", "insecure_skip_verify", "key_file", "server_name")
+BASIC_AUTH_OPTIONS = ("password", "password_file", "username")
+OUTPUTS = ("scrape_configs", "file_sd", "both")
+
+# The relabel label that carries a target's shard number (removed after relabeling: "__" prefix).
+SHARD_LABEL = "__tmp_shard"
+
+_JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_HOST_NAME = re.compile(r"[^\s/\\@#?\[\]:]+\Z")
+_DURATION = re.compile(r"(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\Z")
+_RESERVED_LABELS = ("instance", "job")
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def _fail(where, message):
+    raise AnsibleFilterError("scrape_configs: %s: %s" % (where, message))
+
+
+def _defined(value):
+    """Let an undefined value fail as Ansible's (or Jinja's) own undefined-variable error."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
+def _port(value, where):
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        value = int(value)
+    elif isinstance(value, bool) or not isinstance(value, int):
+        _fail(where, "%r is not an integer port" % (value,))
+    if not 1 <= value <= 65535:
+        _fail(where, "port %d is out of range (1-65535)" % value)
+    return value
+
+
+def _host(value, where):
+    """Return the host part of a target address: a name, an IPv4 address or a bracketed IPv6 literal."""
+    if not isinstance(value, str):
+        _fail(where, "the address must be a string, not %s" % type(value).__name__)
+    if not value:
+        _fail(where, "empty address")
+    if ":" in value or value.startswith("["):
+        literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+        address, percent, zone = literal.partition("%")  # fe80::1%eth0: a zone (interface) index
+        try:
+            socket.inet_pton(socket.AF_INET6, address)
+        except OSError:
+            _fail(where, "%r is neither a host name, an IPv4 address nor an IPv6 address" % value)
+        if percent and not _HOST_NAME.match(zone):
+            _fail(where, "%r has an invalid IPv6 zone" % value)
+        return "[%s]" % literal
+    if not _HOST_NAME.match(value):
+        _fail(where, "%r is not a valid host name or address" % value)
+    return value
+
+
+def _listen_address(value, where):
+    """Split host:port, [v6]:port or :port; the host is None for a wildcard (all addresses)."""
+    if not isinstance(value, str):
+        _fail(where, "expected host:port, [v6]:port or :port, not %s" % type(value).__name__)
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            _fail(where, "%r: expected [v6]:port" % value)
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            _fail(where, "%r: expected host:port or :port" % value)
+        if ":" in host:
+            _fail(where, "%r: an IPv6 address needs brackets, as in [v6]:port" % value)
+    port = _port(port, where)
+    if host in _WILDCARD_HOSTS:
+        return None, port
+    return _host(host, where), port
+
+
+def _metrics_path(value, where):
+    if not isinstance(value, str) or not value.startswith("/"):
+        _fail(where, "%r is not a path starting with /" % (value,))
+    return value
+
+
+def _labels(value, where):
+    if not isinstance(value, Mapping):
+        _fail(where, "labels must be a dict, not %s" % type(value).__name__)
+    labels = {}
+    for name in sorted(value):
+        if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
+            _fail(where, "%r is not a valid label name" % (name,))
+        if name in _RESERVED_LABELS:
+            _fail(where, "label %r is set by the filter and cannot be overridden" % name)
+        label = _defined(value[name])
+        if isinstance(label, bool) or not isinstance(label, (str, int, float)):
+            _fail(where, "label %r must be a string or a number, not %s" % (name, type(label).__name__))
+        labels[name] = str(label)
+    return labels
+
+
+def _check_keys(value, known, where, show_unknown=True):
+    if not isinstance(value, Mapping):
+        _fail(where, "must be a dict, not %s" % type(value).__name__)
+    for key in value:
+        _defined(value[key])
+    unknown = sorted(str(key) for key in value if key not in known)
+    if unknown and not show_unknown:
+        _fail(where, "%d unknown option(s), not shown as they may hold secrets (known: %s)" % (len(unknown), ", ".join(known)))
+    if unknown:
+        _fail(where, "unknown option %s (known: %s)" % (", ".join(repr(k) for k in unknown), ", ".join(known)))
+
+
+def _tls(value, where):
+    _check_keys(value, TLS_OPTIONS, where)
+    tls = {}
+    for key in TLS_OPTIONS:
+        if key not in value:
+            continue
+        if key == "insecure_skip_verify":
+            if not isinstance(value[key], bool):
+                _fail(where, "insecure_skip_verify must be true or false")
+        elif not isinstance(value[key], str) or not value[key]:
+            _fail(where, "%s must be a non-empty string" % key)
+        tls[key] = value[key]
+    if ("cert_file" in tls) != ("key_file" in tls):
+        _fail(where, "cert_file and key_file go together")
+    return tls
+
+
+def _basic_auth(value, where):
+    # Messages here name known fields only: never a value, nor an unknown key (a {user: password}
+    # dict, as the roles' *_web_basic_auth_users, would otherwise print a password).
+    _check_keys(value, BASIC_AUTH_OPTIONS, where, show_unknown=False)
+    username = value.get("username")
+    if not isinstance(username, str) or not username:
+        _fail(where, "username must be a non-empty string")
+    secrets = [key for key in ("password", "password_file") if key in value]
+    if len(secrets) != 1:
+        _fail(where, "needs exactly one of password, password_file")
+    secret = value[secrets[0]]
+    if not isinstance(secret, str) or not secret:
+        _fail(where, "%s must be a non-empty string" % secrets[0])
+    return {"username": username, secrets[0]: secret}
+
+
+def _jobs(jobs, builtin_jobs, groups):
+    """Validate the jobs and merge them over the built-in ones; return them sorted by name."""
+    if jobs is None:
+        jobs = []
+    if not isinstance(jobs, (list, tuple)):
+        _fail("jobs", "must be a list of job dicts, not %s" % type(jobs).__name__)
+    if not isinstance(builtin_jobs, bool):
+        _fail("builtin_jobs", "must be true or false")
+    specs = {name: dict(spec) for name, spec in BUILTIN_JOBS.items()} if builtin_jobs else {}
+    declared = set()
+    for index, entry in enumerate(jobs):
+        where = "jobs[%d]" % index
+        if not isinstance(entry, Mapping):
+            _fail(where, "must be a dict, not %s" % type(entry).__name__)
+        name = entry.get("name")
+        if not isinstance(name, str) or not _JOB_NAME.match(name):
+            _fail(where, "name: %r is not a job name (letters, digits, _ . -)" % (name,))
+        where = "job %r" % name
+        if name in declared:
+            _fail(where, "duplicate job name")
+        declared.add(name)
+        _check_keys(entry, JOB_OPTIONS, where)
+        spec = specs.setdefault(name, {"var_prefix": name})
+        spec.update(entry)
+    result = []
+    for name in sorted(specs):
+        spec = specs[name]
+        where = "job %r" % name
+        enabled = spec.get("enabled", True)
+        if not isinstance(enabled, bool):
+            _fail(where, "enabled must be true or false")
+        if not enabled:
+            continue
+        group = spec.get("group")
+        group_list = [group] if isinstance(group, str) else group
+        if not isinstance(group_list, (list, tuple)) or not group_list:
+            _fail(where, "group: needs an inventory group name or a list of them")
+        for item in group_list:
+            if not isinstance(item, str):
+                _fail(where, "group: %r is not a group name" % (item,))
+        missing = [item for item in group_list if item not in groups]
+        if missing:
+            if name not in declared:
+                continue  # a built-in job whose group this inventory does not have
+            _fail(where, "group: %r is not in the inventory" % missing[0])
+        if "port" not in spec:
+            _fail(where, "port: needed for a job that is not built in")
+        tls = _tls(spec["tls"], where + ": tls") if spec.get("tls") is not None else None
+        scheme = spec.get("scheme", "https" if tls else "http")
+        if scheme not in ("http", "https"):
+            _fail(where, "scheme: %r is not http or https" % (scheme,))
+        var_prefix = spec.get("var_prefix", name)
+        if not isinstance(var_prefix, str) or (var_prefix and not _VAR_NAME.match(var_prefix)):
+            _fail(where, "var_prefix: %r is not a variable name prefix" % (var_prefix,))
+        job = {
+            "name": name,
+            "groups": sorted(set(group_list)),
+            "port": _port(spec["port"], where + ": port"),
+            "metrics_path": _metrics_path(spec.get("metrics_path", "/metrics"), where + ": metrics_path"),
+            "scheme": scheme,
+            "var_prefix": var_prefix,
+            "labels": _labels(spec.get("labels") or {}, where + ": labels"),
+            "tls": tls,
+            "basic_auth": _basic_auth(spec["basic_auth"], where + ": basic_auth") if spec.get("basic_auth") is not None else None,
+        }
+        for key in ("scrape_interval", "scrape_timeout"):
+            value = spec.get(key)
+            if value is not None and (not isinstance(value, str) or not _DURATION.match(value)):
+                _fail(where, "%s: %r is not a Prometheus duration such as 30s or 1m30s" % (key, value))
+            job[key] = value
+        result.append(job)
+    return result
+
+
+def _shard_relabel(shard_count, shard_index):
+    for key, value in (("shard_count", shard_count), ("shard_index", shard_index)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(key, "%r is not an integer" % (value,))
+    if shard_count < 1:
+        _fail("shard_count", "%d must be at least 1" % shard_count)
+    if not 0 <= shard_index < shard_count:
+        _fail("shard_index", "%d is out of range for shard_count %d (0 to %d)" % (shard_index, shard_count, shard_count - 1))
+    if shard_count == 1:
+        return None
+    # Prometheus: md5 of the source label values joined by ";", last 8 bytes as a big-endian uint64, modulo.
+    return [
+        {"source_labels": ["instance"], "modulus": shard_count, "target_label": SHARD_LABEL, "action": "hashmod"},
+        {"source_labels": [SHARD_LABEL], "regex": str(shard_index), "action": "keep"},
+    ]
+
+
+class _Hosts:
+    """Per-host facts, read once from hostvars however many jobs scrape the host."""
+
+    def __init__(self, hostvars, labels_var):
+        self._hostvars = hostvars
+        self._labels_var = labels_var
+        # name -> (variables, address, extra labels, sorted labels with instance)
+        self.cache = {}
+
+    def read(self, name):
+        where = "host %r" % name
+        variables = self._hostvars[name] if name in self._hostvars else {}
+        if not isinstance(variables, Mapping):
+            _fail(where, "hostvars entry must be a dict, not %s" % type(variables).__name__)
+        address = _defined(variables.get("ansible_host"))
+        if address is None:
+            address = _host(name, where + ": inventory_hostname")
+        else:
+            address = _host(address, where + ": ansible_host")
+        labels = _defined(variables.get(self._labels_var))
+        labels = _labels(labels, "%s: %s" % (where, self._labels_var)) if labels is not None else {}
+        host = self.cache[name] = (variables, address, labels, dict(sorted(dict(labels, instance=name).items())))
+        return host
+
+
+def _targets(job, groups, hosts):
+    """The job's target groups, one per host of its groups, sorted by host."""
+    names = set()
+    for group in job["groups"]:
+        members = groups[group]
+        if not isinstance(members, (list, tuple)):
+            _fail("group %r" % group, "must be a list of host names")
+        names.update(members)
+    prefix = job["var_prefix"]
+    listen_var = prefix + "_web_listen_address" if prefix else None
+    path_var = prefix + "_web_telemetry_path"
+    job_path = job["metrics_path"]
+    job_labels = job["labels"]
+    port_suffix = ":%d" % job["port"]
+    cache = hosts.cache
+    targets = []
+    # The hot loop (hosts x jobs): variables absent from a host cost two dict lookups, and a
+    # target's labels are a copy of the host's sorted labels unless the job or host adds some.
+    for name in sorted(names):
+        host = cache.get(name) or hosts.read(name)
+        variables, address, host_labels, sorted_labels = host
+        target = None
+        path = None
+        if listen_var is not None:
+            listen = variables.get(listen_var)
+            if listen is not None:
+                listen_host, port = _listen_address(_defined(listen), "host %r: %s" % (name, listen_var))
+                target = "%s:%d" % (listen_host or address, port)
+            path = variables.get(path_var)
+            if path is not None and _defined(path) != job_path:
+                path = _metrics_path(path, "host %r: %s" % (name, path_var))
+            else:
+                path = None
+        if job_labels or path:
+            labels = dict(job_labels, **host_labels)
+            labels["instance"] = name
+            if path:
+                labels["__metrics_path__"] = path
+            labels = dict(sorted(labels.items()))
+        else:
+            labels = sorted_labels.copy()
+        targets.append({"targets": [target or address + port_suffix], "labels": labels})
+    return targets
+
+
+def scrape_configs(groups, hostvars, jobs=None, *, builtin_jobs=True, labels_var="prometheus_target_labels",
+                   file_sd_dir="", output="scrape_configs", shard_count=1, shard_index=0):
+    """Build Prometheus scrape configs from the inventory; see DOCUMENTATION."""
+    # The output is hosts x jobs small dicts and lists, none of them in a reference cycle. With
+    # the cyclic garbage collector on, its passes over that growing heap make the time grow
+    # faster than the inventory (about 2.5 times the time per target at 100,000 hosts), so it
+    # is paused for the call and restored however the call ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _scrape_configs(groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_dir, output, shard_count, shard_index)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _scrape_configs(groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_dir, output, shard_count, shard_index):
+    for argument in (groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_dir, output, shard_count, shard_index):
+        _defined(argument)
+    if not isinstance(groups, Mapping):
+        _fail("input", "must be the inventory's groups (groups | arq.monitoring.scrape_configs(hostvars))")
+    if not isinstance(hostvars, Mapping):
+        _fail("hostvars", "must be the hostvars mapping, not %s" % type(hostvars).__name__)
+    if output not in OUTPUTS:
+        _fail("output", "%r is not one of %s" % (output, ", ".join(OUTPUTS)))
+    if not isinstance(labels_var, str) or not _VAR_NAME.match(labels_var):
+        _fail("labels_var", "%r is not a variable name" % (labels_var,))
+    if not isinstance(file_sd_dir, str) or (file_sd_dir and not file_sd_dir.startswith("/")):
+        _fail("file_sd_dir", "%r is not an absolute path" % (file_sd_dir,))
+    relabel = _shard_relabel(shard_count, shard_index)
+    hosts = _Hosts(hostvars, labels_var)
+    configs = []
+    files = {}
+    for job in _jobs(jobs, builtin_jobs, groups):
+        config = {"job_name": job["name"], "scheme": job["scheme"], "metrics_path": job["metrics_path"]}
+        for key in ("scrape_interval", "scrape_timeout"):
+            if job[key] is not None:
+                config[key] = job[key]
+        if job["tls"]:
+            config["tls_config"] = dict(job["tls"])
+        if job["basic_auth"]:
+            config["basic_auth"] = dict(job["basic_auth"])
+        targets = _targets(job, groups, hosts)
+        if file_sd_dir:
+            file_name = job["name"] + ".yml"
+            files[file_name] = targets
+            config["file_sd_configs"] = [{"files": [file_sd_dir.rstrip("/") + "/" + file_name]}]
+        else:
+            config["static_configs"] = targets
+        if relabel:
+            config["relabel_configs"] = [dict(rule, source_labels=list(rule["source_labels"])) for rule in relabel]
+        configs.append(config)
+    if output == "scrape_configs":
+        return configs
+    if output == "file_sd":
+        return files
+    return {"scrape_configs": configs, "file_sd": files}
+
+
+class FilterModule:
+    """arq.monitoring.scrape_configs"""
+
+    def filters(self):
+        return {"scrape_configs": scrape_configs}

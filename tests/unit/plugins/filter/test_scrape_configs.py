@@ -1,0 +1,774 @@
+"""arq.monitoring.scrape_configs: behaviour, validation, properties, and promtool on every config."""
+from __future__ import annotations
+
+import copy
+import gc
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible.parsing.vault import VaultLib, VaultSecret
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.arq.monitoring.plugins.filter.scrape_configs import BUILTIN_JOBS, FilterModule, scrape_configs
+
+PROMTOOL_FALLBACK = Path.home() / ".cache/arq-monitoring/bin/promtool"
+SECRET = "s3cr3t-Pa55word"
+
+
+# --- promtool ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def promtool():
+    for candidate in (os.environ.get("PROMTOOL"), str(PROMTOOL_FALLBACK)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("promtool not found: set PROMTOOL or run `make unit` (CI always has it)")
+
+
+def write_config(directory: Path, result) -> Path:
+    """Write prometheus.yml and every file it references (target files, password and TLS files).
+
+    `result` is the filter's output with output='both'. Target files are written where the
+    scrape configs say they are, so a wrong file_sd path fails promtool.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for config in result["scrape_configs"]:
+        for sd in config.get("file_sd_configs", []):
+            for path in sd["files"]:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(yaml.safe_dump(result["file_sd"][Path(path).name]))
+        referenced = [config.get("basic_auth", {}).get("password_file")]
+        referenced += [config.get("tls_config", {}).get(k) for k in ("ca_file", "cert_file", "key_file")]
+        for path in filter(None, referenced):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text("placeholder\n")
+    text = yaml.safe_dump({"global": {"scrape_interval": "15s"}, "scrape_configs": result["scrape_configs"]})
+    assert "&id" not in text and "*id" not in text, "shared objects would print as YAML aliases"
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(text)
+    return config_file
+
+
+def promtool_check(promtool, files):
+    """One promtool run for a batch of configs (about 50 ms each run)."""
+    if not files:
+        return
+    proc = subprocess.run([promtool, "check", "config", *map(str, files)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SUCCESS") == len(files), proc.stdout
+
+
+# --- inventories ------------------------------------------------------------------------------
+
+GROUPS = {
+    "all": ["prom1", "am1", "graf1", "db1", "cache1", "web1", "web2"],
+    "ungrouped": [],
+    "prometheus": ["prom1"],
+    "alertmanager": ["am1"],
+    "grafana": ["graf1"],
+    "postgres_exporter": ["db1"],
+    "redis_exporter": ["cache1"],
+    "backend": ["web1", "web2"],
+    "node_exporter": ["prom1", "am1", "graf1", "db1", "cache1", "web1", "web2"],
+}
+HOSTVARS = {
+    "prom1": {"ansible_host": "10.0.0.1"},
+    "am1": {"ansible_host": "10.0.0.2"},
+    "graf1": {"ansible_host": "10.0.0.3"},
+    "db1": {"ansible_host": "2001:db8::10", "prometheus_target_labels": {"env": "prod", "role": "db"}},
+    "cache1": {"ansible_host": "[2001:db8::11]"},
+    "web1": {"ansible_host": "web1.example.com"},
+    "web2": {},
+}
+
+
+def inventory(**groups):
+    """groups name -> hosts; `all` is the union, hostvars empty unless given later."""
+    hosts = sorted({h for members in groups.values() for h in members})
+    return {"all": hosts, "ungrouped": [], **groups}
+
+
+def run(groups=None, hostvars=None, jobs=None, **options):
+    return scrape_configs(
+        copy.deepcopy(GROUPS if groups is None else groups),
+        copy.deepcopy(HOSTVARS if hostvars is None else hostvars),
+        jobs,
+        **options,
+    )
+
+
+def job(configs, name):
+    matches = [c for c in configs if c["job_name"] == name]
+    assert len(matches) == 1, [c["job_name"] for c in configs]
+    return matches[0]
+
+
+def targets(config_or_groups):
+    groups = config_or_groups["static_configs"] if isinstance(config_or_groups, dict) else config_or_groups
+    return {g["labels"]["instance"]: (g["targets"], g["labels"]) for g in groups}
+
+
+# --- behaviour --------------------------------------------------------------------------------
+
+
+def test_registered_as_filter():
+    assert FilterModule().filters() == {"scrape_configs": scrape_configs}
+
+
+def test_builtin_jobs_for_a_full_inventory():
+    configs = run()
+    assert [c["job_name"] for c in configs] == ["alertmanager", "backend", "grafana", "node", "postgres", "prometheus", "redis"]
+    expected = {
+        "alertmanager": ("/metrics", ["10.0.0.2:9093"]),
+        "backend": ("/api/v1/metrics", ["web1.example.com:3001", "web2:3001"]),
+        "grafana": ("/metrics", ["10.0.0.3:3000"]),
+        "postgres": ("/metrics", ["[2001:db8::10]:9187"]),
+        "prometheus": ("/metrics", ["10.0.0.1:9090"]),
+        "redis": ("/metrics", ["[2001:db8::11]:9121"]),
+    }
+    for name, (path, addresses) in expected.items():
+        config = job(configs, name)
+        assert config["metrics_path"] == path and config["scheme"] == "http"
+        assert [a for t, _ in targets(config).values() for a in t] == addresses
+    node = targets(job(configs, "node"))
+    assert sorted(node) == sorted(GROUPS["node_exporter"])
+    assert node["db1"] == (["[2001:db8::10]:9100"], {"env": "prod", "instance": "db1", "role": "db"})
+
+
+def test_backend_job_matches_the_seed_queries():
+    """The seed's PromQL selects {job="backend"}; its metrics are at :3001/api/v1/metrics."""
+    config = job(run(), "backend")
+    assert config["job_name"] == "backend"
+    assert config["metrics_path"] == "/api/v1/metrics"
+    assert all(t.endswith(":3001") for g in config["static_configs"] for t in g["targets"])
+
+
+def test_builtin_job_without_its_group_is_left_out():
+    configs = run(groups=inventory(node_exporter=["a"]), hostvars={})
+    assert [c["job_name"] for c in configs] == ["node"]
+
+
+def test_empty_group_gives_a_job_without_targets():
+    configs = run(groups=inventory(node_exporter=[], backend=["b"]), hostvars={})
+    assert job(configs, "node")["static_configs"] == []
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "address"),
+    [
+        ({}, "h1:9100"),
+        ({"ansible_host": "192.0.2.7"}, "192.0.2.7:9100"),
+        ({"ansible_host": "h1.example.org"}, "h1.example.org:9100"),
+        ({"ansible_host": "2001:db8::7"}, "[2001:db8::7]:9100"),
+        ({"ansible_host": "[2001:db8::7]"}, "[2001:db8::7]:9100"),
+        ({"ansible_host": "fe80::1%eth0"}, "[fe80::1%eth0]:9100"),
+        ({"node_exporter_web_listen_address": "10.0.0.5:9200"}, "10.0.0.5:9200"),
+        ({"ansible_host": "192.0.2.7", "node_exporter_web_listen_address": ":9200"}, "192.0.2.7:9200"),
+        ({"ansible_host": "192.0.2.7", "node_exporter_web_listen_address": "0.0.0.0:9200"}, "192.0.2.7:9200"),
+        ({"ansible_host": "2001:db8::7", "node_exporter_web_listen_address": "[::]:9200"}, "[2001:db8::7]:9200"),
+        ({"ansible_host": "192.0.2.7", "node_exporter_web_listen_address": "[2001:db8::8]:9200"}, "[2001:db8::8]:9200"),
+        ({"node_exporter_web_listen_address": "localhost:9101"}, "localhost:9101"),
+        ({"node_exporter_web_listen_address": "10.0.0.5:9200", "ansible_host": "192.0.2.7"}, "10.0.0.5:9200"),
+        ({"redis_exporter_web_listen_address": "10.0.0.5:9200"}, "h1:9100"),  # another role's variable
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_address_of_a_host(hostvars, address):
+    config = job(run(groups=inventory(node_exporter=["h1"]), hostvars={"h1": hostvars}), "node")
+    assert config["static_configs"] == [{"targets": [address], "labels": {"instance": "h1"}}]
+
+
+def test_inventory_hostname_that_is_an_ipv6_address_is_bracketed():
+    config = job(run(groups=inventory(node_exporter=["2001:db8::1"]), hostvars={}), "node")
+    assert config["static_configs"] == [{"targets": ["[2001:db8::1]:9100"], "labels": {"instance": "2001:db8::1"}}]
+
+
+def test_host_metrics_path_override_uses_the_metrics_path_label():
+    hostvars = {"a": {"node_exporter_web_telemetry_path": "/node"}, "b": {"node_exporter_web_telemetry_path": "/metrics"}}
+    config = job(run(groups=inventory(node_exporter=["a", "b", "c"]), hostvars=hostvars), "node")
+    labels = {i: l for i, (_, l) in targets(config).items()}
+    assert labels == {"a": {"__metrics_path__": "/node", "instance": "a"}, "b": {"instance": "b"}, "c": {"instance": "c"}}
+
+
+def test_labels_from_job_and_host_host_wins_numbers_become_strings():
+    hostvars = {"a": {"prometheus_target_labels": {"env": "prod", "rack": 12}}, "b": {}}
+    jobs = [{"name": "node", "labels": {"env": "staging", "team": "ops"}}]
+    config = job(run(groups=inventory(node_exporter=["a", "b"]), hostvars=hostvars, jobs=jobs), "node")
+    assert targets(config) == {
+        "a": (["a:9100"], {"env": "prod", "instance": "a", "rack": "12", "team": "ops"}),
+        "b": (["b:9100"], {"env": "staging", "instance": "b", "team": "ops"}),
+    }
+
+
+def test_labels_var_names_the_host_variable():
+    hostvars = {"a": {"my_labels": {"dc": "fra1"}, "prometheus_target_labels": {"env": "x"}}}
+    config = job(run(groups=inventory(node_exporter=["a"]), hostvars=hostvars, labels_var="my_labels"), "node")
+    assert config["static_configs"][0]["labels"] == {"dc": "fra1", "instance": "a"}
+
+
+def test_host_in_several_groups_of_a_job_is_scraped_once():
+    groups = inventory(lb=["a", "b"], edge=["b", "c", "a"])
+    jobs = [{"name": "haproxy", "group": ["lb", "edge", "lb"], "port": 8405}]
+    config = job(run(groups=groups, hostvars={}, jobs=jobs), "haproxy")
+    assert [g["labels"]["instance"] for g in config["static_configs"]] == ["a", "b", "c"]
+
+
+def test_jobs_override_disable_add_and_no_builtins():
+    groups = inventory(node_exporter=["a"], grafana=["g"], lb=["l"])
+    jobs = [
+        {"name": "node", "port": "9200", "scrape_interval": "30s", "scrape_timeout": "10s"},
+        {"name": "grafana", "enabled": False},
+        {"name": "haproxy", "group": "lb", "port": 8405, "metrics_path": "/stats/prometheus"},
+    ]
+    configs = run(groups=groups, hostvars={}, jobs=jobs)
+    assert [c["job_name"] for c in configs] == ["haproxy", "node"]
+    node = job(configs, "node")
+    assert node["static_configs"][0]["targets"] == ["a:9200"]
+    assert (node["scrape_interval"], node["scrape_timeout"]) == ("30s", "10s")
+    assert job(configs, "haproxy")["metrics_path"] == "/stats/prometheus"
+    only_custom = run(groups=groups, hostvars={}, jobs=jobs[2:], builtin_jobs=False)
+    assert [c["job_name"] for c in only_custom] == ["haproxy"]
+
+
+def test_custom_job_reads_its_own_listen_address_variable():
+    groups = inventory(lb=["l"])
+    hostvars = {"l": {"haproxy_web_listen_address": ":9999", "lb_web_listen_address": ":1"}}
+    configs = run(groups=groups, hostvars=hostvars, jobs=[{"name": "haproxy", "group": "lb", "port": 8405}])
+    assert job(configs, "haproxy")["static_configs"][0]["targets"] == ["l:9999"]
+    configs = run(groups=groups, hostvars=hostvars, jobs=[{"name": "haproxy", "group": "lb", "port": 8405, "var_prefix": ""}])
+    assert job(configs, "haproxy")["static_configs"][0]["targets"] == ["l:8405"]
+
+
+def test_tls_and_basic_auth(tmp_path):
+    jobs = [
+        {
+            "name": "node",
+            "tls": {"ca_file": str(tmp_path / "ca.pem"), "cert_file": str(tmp_path / "c.pem"), "key_file": str(tmp_path / "k.pem"),
+                    "server_name": "exporters.internal", "insecure_skip_verify": False},
+            "basic_auth": {"username": "prometheus", "password": SECRET},
+        },
+        {"name": "postgres", "scheme": "https", "basic_auth": {"username": "prometheus", "password_file": str(tmp_path / "pw")}},
+    ]
+    configs = run(jobs=jobs)
+    node = job(configs, "node")
+    assert node["scheme"] == "https"  # implied by tls
+    assert node["tls_config"] == {**jobs[0]["tls"]}
+    assert node["basic_auth"] == {"username": "prometheus", "password": SECRET}
+    postgres = job(configs, "postgres")
+    assert postgres["scheme"] == "https" and "tls_config" not in postgres
+    assert postgres["basic_auth"] == {"username": "prometheus", "password_file": str(tmp_path / "pw")}
+    assert "basic_auth" not in job(configs, "redis") and job(configs, "redis")["scheme"] == "http"
+
+
+def test_file_sd_mode(tmp_path):
+    sd_dir = str(tmp_path / "file_sd") + "/"
+    both = run(file_sd_dir=sd_dir, output="both")
+    static = run()
+    assert set(both["file_sd"]) == {c["job_name"] + ".yml" for c in static}
+    for config in both["scrape_configs"]:
+        name = config["job_name"]
+        assert "static_configs" not in config
+        assert config["file_sd_configs"] == [{"files": [str(tmp_path / "file_sd" / (name + ".yml"))]}]
+        assert both["file_sd"][name + ".yml"] == job(static, name)["static_configs"]
+    assert run(file_sd_dir=sd_dir) == both["scrape_configs"]
+    assert run(file_sd_dir=sd_dir, output="file_sd") == both["file_sd"]
+    assert run(output="file_sd") == {} and run(output="both") == {"scrape_configs": static, "file_sd": {}}
+
+
+def test_file_sd_adding_a_host_changes_only_the_target_files(tmp_path):
+    groups = copy.deepcopy(GROUPS)
+    before = run(groups=groups, file_sd_dir=str(tmp_path), output="both")
+    groups["backend"].append("web3")
+    groups["node_exporter"].append("web3")
+    after = run(groups=groups, file_sd_dir=str(tmp_path), output="both")
+    assert after["scrape_configs"] == before["scrape_configs"]  # prometheus.yml unchanged: no reload
+    assert "web3" in targets(after["file_sd"]["backend.yml"]) and "web3" not in targets(before["file_sd"]["backend.yml"])
+
+
+def test_sharding_relabel():
+    assert all("relabel_configs" not in c for c in run(shard_count=1))
+    configs = run(shard_count=3, shard_index=2)
+    for config in configs:
+        assert config["relabel_configs"] == [
+            {"source_labels": ["instance"], "modulus": 3, "target_label": "__tmp_shard", "action": "hashmod"},
+            {"source_labels": ["__tmp_shard"], "regex": "2", "action": "keep"},
+        ]
+
+
+def test_output_is_deterministic_and_sorted():
+    shuffled_groups = {k: list(reversed(v)) for k, v in reversed(list(GROUPS.items()))}
+    shuffled_hostvars = dict(reversed(list(HOSTVARS.items())))
+    a, b = run(), run(groups=shuffled_groups, hostvars=shuffled_hostvars)
+    assert yaml.safe_dump(a, sort_keys=False) == yaml.safe_dump(b, sort_keys=False)
+    for config in a:
+        instances = [g["labels"]["instance"] for g in config["static_configs"]]
+        assert instances == sorted(instances)
+
+
+def test_good_configs_pass_promtool(tmp_path, promtool):
+    """Every configuration shape above, written out and checked by promtool in one run."""
+    sd = str(tmp_path / "sd")
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["web1"].update(backend_web_telemetry_path="/api/v2/metrics", node_exporter_web_listen_address="[::]:9200")
+    hostvars["web2"]["prometheus_target_labels"] = {"env": "prod", "rack": 3}
+    jobs = [
+        {"name": "node", "tls": {"ca_file": str(tmp_path / "ca.pem"), "server_name": "n"},
+         "basic_auth": {"username": "u", "password": SECRET}, "labels": {"team": "ops"}},
+        {"name": "postgres", "basic_auth": {"username": "u", "password_file": str(tmp_path / "pw")},
+         "scrape_interval": "1m", "scrape_timeout": "30s"},
+        {"name": "grafana", "enabled": False},
+        {"name": "haproxy", "group": ["backend", "node_exporter"], "port": 8405, "scheme": "https",
+         "tls": {"cert_file": str(tmp_path / "c.pem"), "key_file": str(tmp_path / "k.pem"), "insecure_skip_verify": True}},
+    ]
+    variants = [
+        {},
+        {"jobs": jobs, "hostvars": hostvars},
+        {"jobs": jobs, "hostvars": hostvars, "file_sd_dir": sd},
+        {"jobs": jobs, "hostvars": hostvars, "shard_count": 4, "shard_index": 3},
+        {"file_sd_dir": sd + "2", "shard_count": 2, "shard_index": 0},
+        {"groups": inventory(node_exporter=[], backend=["x"]), "hostvars": {}},
+        {"groups": inventory(node_exporter=[], backend=["x"]), "hostvars": {}, "file_sd_dir": sd + "3"},
+        {"jobs": jobs[2:], "builtin_jobs": False, "hostvars": hostvars},
+    ]
+    files = [write_config(tmp_path / str(i), run(output="both", **v)) for i, v in enumerate(variants)]
+    promtool_check(promtool, files)
+
+
+def test_promtool_catches_a_broken_config(tmp_path, promtool):
+    """The promtool check above can fail: a target file with a bad label name is rejected."""
+    result = run(file_sd_dir=str(tmp_path / "sd"), output="both")
+    result["file_sd"]["node.yml"][0]["labels"]["bad-name"] = "x"
+    config = write_config(tmp_path / "broken", result)
+    with pytest.raises(AssertionError, match="not a valid label name"):
+        promtool_check(promtool, [config])
+
+
+def test_garbage_collector_is_restored():
+    """The filter pauses the cyclic garbage collector while it builds; it must turn it back on."""
+    assert gc.isenabled()
+    run()
+    assert gc.isenabled()
+    with pytest.raises(AnsibleFilterError):
+        run(shard_count=0)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run()
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+G = inventory(node_exporter=["web1"], lb=["l1"])
+BAD_INPUTS = [
+    # (id, arguments, pattern the message must match)
+    ("group missing", {"jobs": [{"name": "haproxy", "group": "nope", "port": 1}]}, r"job 'haproxy': group: 'nope' is not in the inventory"),
+    ("builtin group missing", {"jobs": [{"name": "redis", "port": 9121}]}, r"job 'redis': group: 'redis_exporter' is not in the inventory"),
+    ("group not str", {"jobs": [{"name": "x", "group": ["lb", 3], "port": 1}]}, r"job 'x': group: 3 is not a group name"),
+    ("group empty list", {"jobs": [{"name": "x", "group": [], "port": 1}]}, r"job 'x': group: needs"),
+    ("custom job needs port", {"jobs": [{"name": "x", "group": "lb"}]}, r"job 'x': port: needed"),
+    ("port not integer", {"jobs": [{"name": "node", "port": "91x0"}]}, r"job 'node': port: '91x0' is not an integer port"),
+    ("port float", {"jobs": [{"name": "node", "port": 9100.0}]}, r"job 'node': port: 9100.0 is not an integer port"),
+    ("port bool", {"jobs": [{"name": "node", "port": True}]}, r"job 'node': port: True is not an integer port"),
+    ("port zero", {"jobs": [{"name": "node", "port": 0}]}, r"job 'node': port: port 0 is out of range \(1-65535\)"),
+    ("port too big", {"jobs": [{"name": "node", "port": 65536}]}, r"job 'node': port: port 65536 is out of range"),
+    ("host port too big", {"hostvars": {"web1": {"node_exporter_web_listen_address": ":70000"}}},
+     r"host 'web1': node_exporter_web_listen_address: port 70000 is out of range"),
+    ("host port missing", {"hostvars": {"web1": {"node_exporter_web_listen_address": "10.0.0.1"}}},
+     r"host 'web1': node_exporter_web_listen_address: '10.0.0.1': expected host:port"),
+    ("host port empty", {"hostvars": {"web1": {"node_exporter_web_listen_address": "10.0.0.1:"}}},
+     r"host 'web1': node_exporter_web_listen_address: '' is not an integer port"),
+    ("host v6 unbracketed", {"hostvars": {"web1": {"node_exporter_web_listen_address": "2001:db8::1:9100"}}},
+     r"host 'web1': node_exporter_web_listen_address: .*needs brackets"),
+    ("host v6 bad bracket", {"hostvars": {"web1": {"node_exporter_web_listen_address": "[2001:db8::1]9100"}}},
+     r"host 'web1': node_exporter_web_listen_address: .*expected \[v6\]:port"),
+    ("host listen not str", {"hostvars": {"web1": {"node_exporter_web_listen_address": 9100}}},
+     r"host 'web1': node_exporter_web_listen_address: expected host:port"),
+    ("host path", {"hostvars": {"web1": {"node_exporter_web_telemetry_path": "metrics"}}},
+     r"host 'web1': node_exporter_web_telemetry_path: 'metrics' is not a path"),
+    ("unknown job option", {"jobs": [{"name": "node", "prot": 1, "path": "/m"}]}, r"job 'node': unknown option 'path', 'prot' \(known: basic_auth, "),
+    ("unknown tls option", {"jobs": [{"name": "node", "tls": {"ca": "/x"}}]}, r"job 'node': tls: unknown option 'ca'"),
+    ("unknown basic_auth option", {"jobs": [{"name": "node", "basic_auth": {"username": "u", "password": SECRET, "pass": SECRET}}]},
+     r"job 'node': basic_auth: 1 unknown option\(s\), not shown .*\(known: password, password_file, username\)"),
+    ("basic_auth in the roles' user: password form", {"jobs": [{"name": "node", "basic_auth": {"prometheus": SECRET}}]},
+     r"job 'node': basic_auth: 1 unknown option\(s\), not shown"),
+    ("duplicate job", {"jobs": [{"name": "node", "port": 1}, {"name": "node", "port": 2}]}, r"job 'node': duplicate job name"),
+    ("empty address", {"hostvars": {"web1": {"ansible_host": ""}}}, r"host 'web1': ansible_host: empty address"),
+    ("address not str", {"hostvars": {"web1": {"ansible_host": 10}}}, r"host 'web1': ansible_host: the address must be a string"),
+    ("address with space", {"hostvars": {"web1": {"ansible_host": "web 1"}}}, r"host 'web1': ansible_host: 'web 1' is not a valid host name"),
+    ("address bad v6", {"hostvars": {"web1": {"ansible_host": "2001:db8::zz"}}}, r"host 'web1': ansible_host: '2001:db8::zz' is neither"),
+    ("address bad v6 zone", {"hostvars": {"web1": {"ansible_host": "fe80::1%"}}}, r"host 'web1': ansible_host: 'fe80::1%' has an invalid IPv6 zone"),
+    ("address v4 in brackets", {"hostvars": {"web1": {"ansible_host": "[10.0.0.1]"}}}, r"host 'web1': ansible_host: '\[10.0.0.1\]' is neither"),
+    ("address with port", {"hostvars": {"web1": {"ansible_host": "web1:22"}}}, r"host 'web1': ansible_host: 'web1:22' is neither"),
+    ("shard index too big", {"shard_count": 2, "shard_index": 2}, r"shard_index: 2 is out of range for shard_count 2 \(0 to 1\)"),
+    ("shard index negative", {"shard_count": 2, "shard_index": -1}, r"shard_index: -1 is out of range"),
+    ("shard count zero", {"shard_count": 0}, r"shard_count: 0 must be at least 1"),
+    ("shard index not int", {"shard_count": 2, "shard_index": "1"}, r"shard_index: '1' is not an integer"),
+    ("label name", {"hostvars": {"web1": {"prometheus_target_labels": {"bad-name": "x"}}}},
+     r"host 'web1': prometheus_target_labels: 'bad-name' is not a valid label name"),
+    ("label reserved prefix", {"hostvars": {"web1": {"prometheus_target_labels": {"__address__": "x"}}}}, r"'__address__' is not a valid label name"),
+    ("label instance", {"hostvars": {"web1": {"prometheus_target_labels": {"instance": "x"}}}},
+     r"host 'web1': prometheus_target_labels: label 'instance' is set by the filter"),
+    ("label job", {"jobs": [{"name": "node", "labels": {"job": "x"}}]}, r"job 'node': labels: label 'job' is set by the filter"),
+    ("label value", {"hostvars": {"web1": {"prometheus_target_labels": {"env": ["prod"]}}}}, r"label 'env' must be a string or a number, not list"),
+    ("label value bool", {"hostvars": {"web1": {"prometheus_target_labels": {"env": True}}}}, r"label 'env' must be a string or a number, not bool"),
+    ("labels not dict", {"hostvars": {"web1": {"prometheus_target_labels": "env=prod"}}}, r"host 'web1': prometheus_target_labels: labels must be a dict"),
+    ("job name", {"jobs": [{"name": "my job", "group": "lb", "port": 1}]}, r"jobs\[0\]: name: 'my job' is not a job name"),
+    ("job name missing", {"jobs": [{"group": "lb", "port": 1}]}, r"jobs\[0\]: name: None is not a job name"),
+    ("jobs not list", {"jobs": {"node": {"port": 1}}}, r"jobs: must be a list of job dicts, not dict"),
+    ("job not dict", {"jobs": ["node"]}, r"jobs\[0\]: must be a dict, not str"),
+    ("enabled not bool", {"jobs": [{"name": "node", "enabled": "no"}]}, r"job 'node': enabled must be true or false"),
+    ("scheme", {"jobs": [{"name": "node", "scheme": "ftp"}]}, r"job 'node': scheme: 'ftp' is not http or https"),
+    ("metrics path", {"jobs": [{"name": "node", "metrics_path": "metrics"}]}, r"job 'node': metrics_path: 'metrics' is not a path"),
+    ("duration", {"jobs": [{"name": "node", "scrape_interval": "30 seconds"}]}, r"job 'node': scrape_interval: '30 seconds' is not a Prometheus duration"),
+    ("duration empty", {"jobs": [{"name": "node", "scrape_timeout": ""}]}, r"job 'node': scrape_timeout: '' is not a Prometheus duration"),
+    ("var_prefix", {"jobs": [{"name": "node", "var_prefix": "node-exporter"}]}, r"job 'node': var_prefix: 'node-exporter' is not"),
+    ("tls cert without key", {"jobs": [{"name": "node", "tls": {"cert_file": "/c"}}]}, r"job 'node': tls: cert_file and key_file go together"),
+    ("tls not dict", {"jobs": [{"name": "node", "tls": "/ca.pem"}]}, r"job 'node': tls: must be a dict, not str"),
+    ("tls skip verify", {"jobs": [{"name": "node", "tls": {"insecure_skip_verify": "yes"}}]}, r"insecure_skip_verify must be true or false"),
+    ("basic_auth no secret", {"jobs": [{"name": "node", "basic_auth": {"username": "u"}}]},
+     r"job 'node': basic_auth: needs exactly one of password, password_file"),
+    ("basic_auth two secrets", {"jobs": [{"name": "node", "basic_auth": {"username": "u", "password": SECRET, "password_file": "/p"}}]},
+     r"job 'node': basic_auth: needs exactly one of password, password_file"),
+    ("basic_auth no user", {"jobs": [{"name": "node", "basic_auth": {"password": SECRET}}]}, r"job 'node': basic_auth: username must be"),
+    ("basic_auth password type", {"jobs": [{"name": "node", "basic_auth": {"username": "u", "password": 12345678}}]},
+     r"job 'node': basic_auth: password must be a non-empty string"),
+    ("output", {"output": "yaml"}, r"output: 'yaml' is not one of scrape_configs, file_sd, both"),
+    ("file_sd_dir relative", {"file_sd_dir": "file_sd"}, r"file_sd_dir: 'file_sd' is not an absolute path"),
+    ("labels_var", {"labels_var": "my-labels"}, r"labels_var: 'my-labels' is not a variable name"),
+    ("builtin_jobs", {"builtin_jobs": "no"}, r"builtin_jobs: must be true or false"),
+    ("groups not mapping", {"groups": ["web1"]}, r"input: must be the inventory's groups"),
+    ("hostvars not mapping", {"hostvars": ["web1"]}, r"hostvars: must be the hostvars mapping"),
+    ("hostvars entry", {"hostvars": {"web1": "x"}}, r"host 'web1': hostvars entry must be a dict"),
+    ("group members", {"groups": {**G, "node_exporter": "web1"}}, r"group 'node_exporter': must be a list of host names"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "pattern"), [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_names_the_field(arguments, pattern):
+    arguments = {"groups": G, "hostvars": {}, **copy.deepcopy(arguments)}
+    with pytest.raises(AnsibleFilterError) as error:
+        run(**arguments)
+    message = str(error.value)
+    assert message.startswith("scrape_configs: "), message
+    assert re.search(pattern, message), message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "basic_auth",
+    [
+        {"username": "u", "password": SECRET, "password_file": "/p"},
+        {"username": "", "password": SECRET},
+        {"username": ["u"], "password": SECRET},
+        {"username": "u", "password": SECRET, SECRET: SECRET},
+    ],
+)
+@pytest.mark.parametrize("other", [{}, {"port": "x"}, {"tls": {"bogus": 1}}, {"bogus": SECRET}])
+def test_no_password_in_any_message(basic_auth, other):
+    jobs = [{"name": "node", "basic_auth": basic_auth, **other}]
+    with pytest.raises(AnsibleFilterError) as error:
+        run(groups=G, hostvars={}, jobs=jobs)
+    assert SECRET not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["ansible_host", "listen_address", "telemetry_path", "labels_var", "label_value", "job_port", "job_password", "jobs", "hostvars"],
+)
+def test_undefined_values_raise_jinja_undefined_errors(where):
+    """Undefined values are not reported as bad input: they fail as (Ansible's) undefined errors."""
+    undefined = jinja2.StrictUndefined(name="not_defined_anywhere")
+    hostvars = {"web1": {}}
+    jobs = [{"name": "node"}]
+    arguments = {}
+    if where == "ansible_host":
+        hostvars["web1"]["ansible_host"] = undefined
+    elif where == "listen_address":
+        hostvars["web1"]["node_exporter_web_listen_address"] = undefined
+    elif where == "telemetry_path":
+        hostvars["web1"]["node_exporter_web_telemetry_path"] = undefined
+    elif where == "labels_var":
+        hostvars["web1"]["prometheus_target_labels"] = undefined
+    elif where == "label_value":
+        hostvars["web1"]["prometheus_target_labels"] = {"env": undefined}
+    elif where == "job_port":
+        jobs[0]["port"] = undefined
+    elif where == "job_password":
+        jobs[0]["basic_auth"] = {"username": "u", "password": undefined}
+    elif where == "jobs":
+        jobs = undefined
+    elif where == "hostvars":
+        arguments["hostvars_override"] = undefined
+    with pytest.raises(jinja2.UndefinedError, match="not_defined_anywhere"):
+        scrape_configs(G, arguments.get("hostvars_override", hostvars), jobs)
+
+
+# --- properties (hypothesis) -----------------------------------------------------------------
+
+HOST_NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,12}(\.[a-z]{2,6})?", fullmatch=True)
+GROUP_NAMES = sorted({spec["group"] for spec in BUILTIN_JOBS.values()} | {"lb", "edge"})
+CUSTOM_JOBS = [{"name": "haproxy", "group": ["lb", "edge"], "port": 8405}]
+
+
+@st.composite
+def inventories(draw, max_hosts=25):
+    hosts = draw(st.lists(HOST_NAMES, min_size=0, max_size=max_hosts, unique=True))
+    groups = {"all": list(hosts), "ungrouped": []}
+    for group in GROUP_NAMES:
+        groups[group] = draw(st.lists(st.sampled_from(hosts), unique=True)) if hosts else []
+    hostvars = {}
+    for host in hosts:
+        variables = {}
+        kind = draw(st.sampled_from(["none", "v4", "v6", "name"]))
+        if kind == "v4":
+            variables["ansible_host"] = str(draw(st.ip_addresses(v=4)))
+        elif kind == "v6":
+            variables["ansible_host"] = str(draw(st.ip_addresses(v=6)))
+        elif kind == "name":
+            variables["ansible_host"] = draw(HOST_NAMES)
+        if draw(st.booleans()):
+            variables["node_exporter_web_listen_address"] = draw(st.sampled_from(["", "0.0.0.0", "[::]", "127.0.0.1"])) + ":" + str(
+                draw(st.integers(1, 65535))
+            )
+        if draw(st.booleans()):
+            variables["prometheus_target_labels"] = draw(
+                st.dictionaries(st.sampled_from(["env", "dc", "role", "rack"]), st.text("abcxyz019-", min_size=0, max_size=8))
+            )
+        hostvars[host] = variables
+    return groups, hostvars
+
+
+def shuffled(groups, hostvars, rnd):
+    groups = {k: rnd.sample(v, len(v)) for k, v in rnd.sample(list(groups.items()), len(groups))}
+    hostvars = dict(rnd.sample(list(hostvars.items()), len(hostvars)))
+    return groups, hostvars
+
+
+def hashmod(value: str, modulus: int) -> int:
+    """Prometheus' hashmod (model/relabel/relabel.go): md5, last 8 bytes as big-endian uint64, modulo."""
+    return int.from_bytes(hashlib.md5(value.encode()).digest()[8:], "big") % modulus
+
+
+def relabel(labels: dict, rules: list) -> dict | None:
+    """The subset of Prometheus relabeling the filter emits (hashmod, keep); None when dropped."""
+    labels = dict(labels)
+    for rule in rules:
+        value = rule.get("separator", ";").join(labels.get(name, "") for name in rule["source_labels"])
+        if rule["action"] == "hashmod":
+            labels[rule["target_label"]] = str(hashmod(value, rule["modulus"]))
+        elif rule["action"] == "keep":
+            if not re.fullmatch(rule["regex"], value):
+                return None
+        else:
+            raise AssertionError(rule)
+    return labels
+
+
+def test_hashmod_matches_prometheus_test_vectors():
+    # From Prometheus' model/relabel/relabel_test.go: hashmod of "baz" and "foo\nbar", modulus 1000.
+    assert hashmod("baz", 1000) == 976
+    assert hashmod("foo\nbar", 1000) == 734
+
+
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY_SETTINGS
+@given(inventories(), st.randoms(use_true_random=False), st.booleans())
+def test_property_deterministic(inv, rnd, file_sd):
+    groups, hostvars = inv
+    options = {"jobs": CUSTOM_JOBS, "output": "both", "file_sd_dir": "/etc/prometheus/file_sd" if file_sd else ""}
+    first = scrape_configs(groups, hostvars, **options)
+    again = scrape_configs(*shuffled(groups, hostvars, rnd), **options)
+    assert yaml.safe_dump(first, sort_keys=False) == yaml.safe_dump(again, sort_keys=False)
+
+
+@PROPERTY_SETTINGS
+@given(inventories())
+def test_property_every_host_of_a_group_once(inv):
+    groups, hostvars = inv
+    configs = scrape_configs(groups, hostvars, CUSTOM_JOBS)
+    wanted = {name: set(groups[spec["group"]]) for name, spec in BUILTIN_JOBS.items()}
+    wanted["haproxy"] = set(groups["lb"]) | set(groups["edge"])
+    assert {c["job_name"]: None for c in configs}.keys() == wanted.keys()
+    for config in configs:
+        instances = [g["labels"]["instance"] for g in config["static_configs"]]
+        assert instances == sorted(wanted[config["job_name"]])  # each host once, sorted
+        for group in config["static_configs"]:
+            assert len(group["targets"]) == 1
+
+
+def test_property_every_target_in_exactly_one_shard(tmp_path, promtool):
+    checked = []
+
+    @PROPERTY_SETTINGS
+    @given(inventories(max_hosts=40), st.integers(1, 7))
+    def check(inv, shard_count):
+        groups, hostvars = inv
+        seen = {}
+        for index in range(shard_count):
+            result = scrape_configs(groups, hostvars, CUSTOM_JOBS, shard_count=shard_count, shard_index=index, output="both")
+            for config in result["scrape_configs"]:
+                for group in config["static_configs"]:
+                    key = (config["job_name"], group["labels"]["instance"])
+                    kept = relabel({"job": config["job_name"], "__address__": group["targets"][0], **group["labels"]},
+                                   config.get("relabel_configs", []))
+                    seen.setdefault(key, []).append(index if kept is not None else None)
+            if len(checked) < 12:
+                checked.append(result)
+        everything = {(c["job_name"], g["labels"]["instance"])
+                      for c in scrape_configs(groups, hostvars, CUSTOM_JOBS) for g in c["static_configs"]}
+        assert set(seen) == everything
+        for key, shards in seen.items():
+            assert len(shards) == shard_count
+            kept_by = [s for s in shards if s is not None]
+            assert kept_by == [hashmod(key[1], shard_count)], key  # exactly one shard, the hashmod of the host
+        # All jobs of a host land on the same shard.
+        by_host = {}
+        for (job_name, host), shards in seen.items():
+            by_host.setdefault(host, set()).update(s for s in shards if s is not None)
+        assert all(len(s) == 1 for s in by_host.values())
+
+    check()
+    promtool_check(promtool, [write_config(tmp_path / str(i), r) for i, r in enumerate(checked)])
+
+
+def test_property_generated_configs_pass_promtool(tmp_path, promtool):
+    results = []
+
+    @settings(max_examples=25, deadline=None)
+    @given(inventories(), st.booleans())
+    def collect(inv, file_sd):
+        groups, hostvars = inv
+        directory = tmp_path / str(len(results))
+        results.append((directory, scrape_configs(groups, hostvars, CUSTOM_JOBS, output="both",
+                                                   file_sd_dir=str(directory / "sd") if file_sd else "")))
+
+    collect()
+    promtool_check(promtool, [write_config(directory, result) for directory, result in results])
+
+
+
+# --- through Ansible itself ---------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[4]
+INVENTORY = """
+all:
+  children:
+    node_exporter:
+      hosts:
+        web1: {ansible_host: 10.0.0.1, prometheus_target_labels: {env: prod}}
+        db1: {ansible_host: "2001:db8::10", node_exporter_web_listen_address: "[::]:9200"}
+    postgres_exporter:
+      hosts:
+        db1:
+    backend:
+      hosts:
+        web1:
+    undefined_address:
+      hosts:
+        bad1: {ansible_host: "{{ not_defined_anywhere }}"}
+    bad_port:
+      hosts:
+        bad2: {node_exporter_web_listen_address: ":99999"}
+"""
+PLAYBOOK = """
+- name: Scrape configs through Ansible
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files: [vault.yml]
+  vars:
+    jobs:
+      - name: node
+        basic_auth: {username: prometheus, password: "{{ vault_exporter_password }}"}
+    scrape: "{{ groups | arq.monitoring.scrape_configs(hostvars, jobs, file_sd_dir=out + '/sd', output='both') }}"
+  tasks:
+    - name: Write prometheus.yml
+      ansible.builtin.copy:
+        dest: "{{ out }}/prometheus.yml"
+        content: "{{ {'scrape_configs': scrape.scrape_configs} | to_nice_yaml }}"
+        mode: "0640"
+    - name: Write the target files
+      ansible.builtin.copy:
+        dest: "{{ out }}/sd/{{ item.key }}"
+        content: "{{ item.value | to_nice_yaml }}"
+        mode: "0644"
+      loop: "{{ scrape.file_sd | dict2items }}"
+    - name: An undefined ansible_host
+      ansible.builtin.set_fact:
+        broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, [{'name': 'x', 'group': 'undefined_address', 'port': 1}]) }}"
+      register: undefined_result
+      ignore_errors: true
+    - name: A bad port
+      ansible.builtin.set_fact:
+        broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, [{'name': 'x', 'group': 'bad_port', 'port': 1, 'var_prefix': 'node_exporter'}]) }}"
+      register: port_result
+      ignore_errors: true
+    - name: A bad basic_auth holding the vaulted password
+      ansible.builtin.set_fact:
+        broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, [{'name': 'node', 'basic_auth': {'username': 'p', 'password': vault_exporter_password, 'password_file': '/p'}}]) }}"
+      register: auth_result
+      ignore_errors: true
+    - name: An undefined jobs argument
+      ansible.builtin.set_fact:
+        broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, jobs_not_defined) }}"
+      register: jobs_result
+      ignore_errors: true
+    - name: Record the messages
+      ansible.builtin.copy:
+        dest: "{{ out }}/messages.json"
+        content: "{{ {'undefined': undefined_result.msg, 'port': port_result.msg, 'auth': auth_result.msg, 'jobs': jobs_result.msg} | to_json }}"
+        mode: "0644"
+"""
+
+
+def test_through_ansible_playbook(tmp_path, promtool):
+    """Real hostvars, a vaulted password, to_nice_yaml, and Ansible's own undefined errors."""
+    (tmp_path / "out/sd").mkdir(parents=True)
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    (tmp_path / "vault-pass").write_text("vault-pass\n")
+    vault = VaultLib([("default", VaultSecret(b"vault-pass"))])
+    (tmp_path / "vault.yml").write_bytes(vault.encrypt(f"vault_exporter_password: {SECRET}\n".encode()))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+         "--vault-password-file", str(tmp_path / "vault-pass"), "-e", f"out={tmp_path / 'out'}", str(tmp_path / "site.yml")],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+
+    config = yaml.safe_load((tmp_path / "out/prometheus.yml").read_text())
+    node = job(config["scrape_configs"], "node")
+    assert node["basic_auth"] == {"username": "prometheus", "password": SECRET}  # the vault decrypted
+    node_targets = yaml.safe_load((tmp_path / "out/sd/node.yml").read_text())
+    assert targets(node_targets) == {
+        "db1": (["[2001:db8::10]:9200"], {"instance": "db1"}),
+        "web1": (["10.0.0.1:9100"], {"env": "prod", "instance": "web1"}),
+    }
+    assert [c["job_name"] for c in config["scrape_configs"]] == ["backend", "node", "postgres"]
+    promtool_check(promtool, [tmp_path / "out/prometheus.yml"])
+
+    messages = json.loads((tmp_path / "out/messages.json").read_text())
+    assert "'not_defined_anywhere' is undefined" in messages["undefined"]
+    assert "scrape_configs:" not in messages["undefined"]  # Ansible's own error, not ours
+    assert "scrape_configs: host 'bad2': node_exporter_web_listen_address: port 99999 is out of range" in messages["port"]
+    assert "scrape_configs: job 'node': basic_auth: needs exactly one of password, password_file" in messages["auth"]
+    assert SECRET not in json.dumps(messages)
+    assert "'jobs_not_defined' is undefined" in messages["jobs"]
