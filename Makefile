@@ -30,6 +30,7 @@ lab: harness
 	@echo
 	@echo "The lab is up: containers lab-monitoring, lab-db, lab-cache, lab-app (docker ps)."
 	@echo "  Node exporter on lab-monitoring: http://127.0.0.1:9100/metrics"
+	@echo "  Alertmanager on lab-monitoring:  http://127.0.0.1:9093"
 	@echo "  On any lab host:                 docker exec lab-db curl -s localhost:9100/metrics"
 	@echo "make lab again converges with no changes; make lab-down removes the lab."
 

@@ -1,7 +1,12 @@
 """node_exporter, verified from inside each instance the way a user would check it."""
+import os
 import re
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
+from checks import curl  # noqa: E402
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -21,12 +26,6 @@ AUTH = ("prometheus", "scrape: 'me' #1")
 
 def groups(host):
     return host.ansible.get_variables()["group_names"]
-
-
-def curl(host, url, *args):
-    """HTTP status and body of a request made inside the instance (arguments are quoted)."""
-    cmd = host.run("curl -sS -o /tmp/body -w %s" + " %s" * (len(args) + 1), "%{http_code}", *args, url)
-    return cmd.stdout.strip(), host.file("/tmp/body").content_string if cmd.rc == 0 else cmd.stderr
 
 
 def metrics(host):

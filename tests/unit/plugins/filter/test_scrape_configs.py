@@ -21,19 +21,10 @@ from hypothesis import strategies as st
 
 from ansible_collections.arq.monitoring.plugins.filter.scrape_configs import BUILTIN_JOBS, FilterModule, scrape_configs
 
-PROMTOOL_FALLBACK = Path.home() / ".cache/arq-monitoring/bin/promtool"
 SECRET = "s3cr3t-Pa55word"
 
 
 # --- promtool ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def promtool():
-    for candidate in (os.environ.get("PROMTOOL"), str(PROMTOOL_FALLBACK)):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.skip("promtool not found: set PROMTOOL or run `make unit` (CI always has it)")
 
 
 def write_config(directory: Path, result) -> Path:

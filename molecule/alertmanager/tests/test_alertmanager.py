@@ -1,0 +1,133 @@
+"""Alertmanager cluster: routing, silences across peers, delivery to a webhook, safe changes."""
+import json
+import os
+import sys
+import time
+import uuid
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
+from checks import converge, curl, recap_changed  # noqa: E402
+
+API = "http://127.0.0.1:9093/api/v2"
+SINK = "/var/lib/webhook-sink/received.jsonl"
+SINK_HOST = "alertmanager-d12"
+
+
+def api(host, path, payload=None):
+    args = ("-X", "POST", "-H", "Content-Type: application/json", "-d", json.dumps(payload)) if payload else ()
+    status, body = curl(host, API + path, *args)
+    assert status == "200", body
+    return json.loads(body) if body.strip() else None
+
+
+def notifications(host, alertname):
+    sink = host.file(SINK)
+    lines = sink.content_string.splitlines() if sink.exists else []
+    return [n for n in map(json.loads, lines) if n["groupLabels"].get("alertname") == alertname]
+
+
+def post_alerts(host, *alerts):
+    api(host, "/alerts", [{"labels": labels, "annotations": {"summary": "molecule"}} for labels in alerts])
+
+
+def test_ready_and_clustered(host):
+    assert curl(host, "http://127.0.0.1:9093/-/ready")[0] == "200"
+    for _ in range(60):  # the gossip settles within a minute of a start
+        status = api(host, "/status")
+        if status["cluster"]["status"] == "ready":
+            break
+        time.sleep(1)
+    assert status["cluster"]["status"] == "ready"
+    assert len(status["cluster"]["peers"]) == 2
+    route = yaml.safe_load(status["config"]["original"])["route"]
+    assert route["group_by"] == ["alertname", "severity"] and route["receiver"] == "default"
+    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("10s", "10s", "1h")
+    assert "s3cret" not in status["config"]["original"]
+
+
+def test_secret_only_in_a_file_alertmanager_reads(host):
+    secret = host.file("/etc/alertmanager/secrets/webhook_url")
+    assert (secret.mode, secret.user, secret.group) == (0o640, "root", "alertmanager")
+    assert "s3cret" not in host.file("/etc/alertmanager/alertmanager.yml").content_string
+    assert "s3cret" not in host.file("/etc/systemd/system/alertmanager.service").content_string
+    assert "s3cret" not in host.check_output("ps -eo args")
+
+
+def test_silence_created_on_one_peer_shows_on_the_other(host):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("created once")
+    comment = "molecule-" + uuid.uuid4().hex
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    api(host, "/silences", {"matchers": [{"name": "alertname", "value": "Silenced", "isRegex": False}],
+                            "startsAt": now, "endsAt": end, "createdBy": "molecule", "comment": comment})
+    other = host.get_host("ansible://alertmanager-d13", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    for _ in range(30):
+        if any(s["comment"] == comment for s in api(other, "/silences")):
+            return
+        time.sleep(1)
+    pytest.fail("the silence did not reach the other peer within 30 s")
+
+
+def test_delivery_grouped_once_and_inhibition(host):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("delivered once")
+    run = uuid.uuid4().hex[:8]
+    delivered, inhibited = f"Delivered{run}", f"Inhibited{run}"
+    start = time.monotonic()
+    deadline = start + 60
+    first = None
+    while time.monotonic() < deadline:
+        # Keep the alerts firing, as Prometheus would.
+        post_alerts(host, {"alertname": delivered, "severity": "warning", "instance": "a"},
+                    {"alertname": delivered, "severity": "warning", "instance": "b"},
+                    {"alertname": inhibited, "severity": "critical", "instance": "a"},
+                    {"alertname": inhibited, "severity": "warning", "instance": "a"})
+        got = notifications(host, delivered)
+        if got and first is None:
+            first = time.monotonic() - start
+            print(f"delivery latency: {first:.1f} s")
+        if first is not None and time.monotonic() - start > first + 25:
+            break
+        time.sleep(2)
+    assert first is not None, "no notification reached the webhook within 60 s"
+    got = notifications(host, delivered)
+    # One group (alertname + severity) with both instances, sent once: the repeat interval is 1h
+    # and nothing changed after the first notification.
+    assert len(got) == 1, got
+    assert got[0]["groupLabels"] == {"alertname": delivered, "severity": "warning"}
+    assert sorted(a["labels"]["instance"] for a in got[0]["alerts"]) == ["a", "b"]
+    severities = [n["groupLabels"]["severity"] for n in notifications(host, inhibited)]
+    assert severities == ["critical"], "the warning twin of a critical alert must be inhibited"
+
+
+BAD_INPUT = {
+    "unknown receiver type": ({"alertmanager_receivers": [{"name": "default", "pigeon_configs": [{}]}]}, "pigeon_configs"),
+    "route to a missing receiver": ({"alertmanager_route": {"receiver": "nobody"}}, "alertmanager_route.receiver 'nobody'"),
+    "malformed duration": ({"alertmanager_route": {"receiver": "default", "group_wait": "ten seconds"}}, "alertmanager_route.group_wait"),
+}
+
+
+@pytest.mark.parametrize("extra_vars, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_fails_before_any_change(host, extra_vars, message):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("checked once")
+    config = host.file("/etc/alertmanager/alertmanager.yml").content_string
+    run = converge(SINK_HOST, extra_vars)
+    assert run.returncode != 0 and message in run.stdout + run.stderr
+    assert recap_changed(run) == 0
+    assert host.file("/etc/alertmanager/alertmanager.yml").content_string == config
+
+
+def test_invalid_template_is_refused_and_the_live_config_keeps_serving(host):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("checked once")
+    template = host.file("/etc/alertmanager/templates/arq.tmpl").content_string
+    run = converge(SINK_HOST, "alertmanager_notification_templates:\n  arq.tmpl: !unsafe '{{ define \"x\" }}{{ .Status }{{ end }}'\n")
+    assert run.returncode != 0 and "unexpected" in run.stdout + run.stderr  # amtool's own message
+    assert host.file("/etc/alertmanager/templates/arq.tmpl").content_string == template
+    assert curl(host, "http://127.0.0.1:9093/-/ready")[0] == "200"
+    assert api(host, "/status")["cluster"]["status"] == "ready"
