@@ -42,12 +42,12 @@ lint: deps
 	ansible-lint --profile production
 	pytest -q -p no:cacheprovider tests/lint
 
-# Unit tests feed generated configs to the real promtool/amtool from the release mirror.
+# Unit and packaging tests (the Galaxy tarball, installed and documented). They feed generated configs to the real promtool/amtool from the release mirror.
 unit: deps
 	tests/harness/setup mirror
 	PROMTOOL=$${ARQ_CACHE:-$$HOME/.cache/arq-monitoring}/bin/promtool \
 	AMTOOL=$${ARQ_CACHE:-$$HOME/.cache/arq-monitoring}/bin/amtool \
-	pytest -q -p no:cacheprovider tests/unit
+	pytest -q -p no:cacheprovider tests/unit tests/packaging
 
 molecule: harness
 	@for s in $(SCENARIOS); do \

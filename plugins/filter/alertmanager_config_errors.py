@@ -15,8 +15,8 @@ version_added: 0.1.0
 short_description: List what is wrong in an Alertmanager configuration
 description:
   - Walks an Alertmanager configuration (as data) and returns one message per mistake, naming
-    the field: receivers of an unknown type, routes that point at a missing receiver, malformed
-    durations, duplicate receiver names.
+    the field. It finds receivers of an unknown type, routes that point at a missing receiver,
+    malformed durations and duplicate receiver names.
   - The alertmanager role runs it in its preflight, so bad input fails before any host changes;
     C(amtool check-config) still checks the rendered file on the host.
 options:
