@@ -15,15 +15,15 @@ ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if not p.name.startswi
 def installed(tmp_path_factory):
     """Build the tarball and install it into an empty directory, as from Galaxy (offline)."""
     work = tmp_path_factory.mktemp("galaxy")
-    subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(work), str(REPO)],
-                   check=True, capture_output=True, cwd=work)
-    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
-    tarball = work / f"arq-monitoring-{version}.tar.gz"
-    subprocess.run(["ansible-galaxy", "collection", "install", "--offline", "-p", str(work / "collections"), str(tarball)],
-                   check=True, capture_output=True, cwd=work)
     # An ops repo of its own: not this checkout's ansible.cfg and .collections link.
     (work / "ansible.cfg").write_text("[defaults]\n")
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(work / "collections"), "ANSIBLE_CONFIG": str(work / "ansible.cfg")}
+    subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(work), str(REPO)],
+                   check=True, capture_output=True, cwd=work, env=env)
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+    tarball = work / f"arq-monitoring-{version}.tar.gz"
+    subprocess.run(["ansible-galaxy", "collection", "install", "--offline", "-p", str(work / "collections"), str(tarball)],
+                   check=True, capture_output=True, cwd=work, env=env)
     return tarball, env, work
 
 
