@@ -1,8 +1,14 @@
 """Helpers the scenarios' testinfra tests share: HTTP from inside an instance, failing runs."""
 import json
 import os
+import re
 import subprocess
 import tempfile
+
+
+def groups(host):
+    """The instance's groups in the scenario's inventory."""
+    return host.ansible.get_variables()["group_names"]
 
 
 def curl(host, url, *args):
@@ -11,22 +17,65 @@ def curl(host, url, *args):
     return cmd.stdout.strip(), host.file("/tmp/body").content_string if cmd.rc == 0 else cmd.stderr
 
 
-def converge(limit, extra_vars):
-    """Run the scenario's converge.yml on one host with extra vars; the CompletedProcess.
+def scrape(host, port, auth=None):
+    """The /metrics body of an exporter on the instance: HTTPS with basic auth when auth=(user, password)."""
+    if auth:
+        status, body = curl(host, f"https://127.0.0.1:{port}/metrics", "-k", "-u", ":".join(auth))
+    else:
+        status, body = curl(host, f"http://127.0.0.1:{port}/metrics")
+    assert status == "200", body[:300]
+    return body
+
+
+def value(body, name, labels=""):
+    """The first sample of a metric whose label set contains `labels`."""
+    match = re.search(r"^%s(\{[^}]*%s[^}]*\})? (\S+)$" % (re.escape(name), re.escape(labels)), body, re.M)
+    assert match, "%s{%s} missing" % (name, labels)
+    return float(match.group(2))
+
+
+def assert_hardened_service(host, unit, expected):
+    """The unit is enabled and running, its systemd properties are `expected`, and its user has no login shell."""
+    service = host.service(unit)
+    assert service.is_enabled and service.is_running
+    props = dict(line.split("=", 1) for line in host.check_output("systemctl show %s -p %s", unit, ",".join(expected)).splitlines())
+    assert props == expected
+    assert host.user(expected["User"]).shell == "/usr/sbin/nologin"
+
+
+def converge(limit, extra_vars=None):
+    """Run the scenario's converge.yml on one host with extra vars: (exit code, all output).
 
     extra_vars is a dict, or YAML text (for values that need !unsafe).
     """
     with tempfile.NamedTemporaryFile("w", suffix=".yml") as extra:
-        extra.write(extra_vars if isinstance(extra_vars, str) else json.dumps(extra_vars))
+        extra.write(extra_vars if isinstance(extra_vars, str) else json.dumps(extra_vars or {}))
         extra.flush()
-        return subprocess.run(
+        run = subprocess.run(
             ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit,
              "-e", "@" + extra.name, os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
-            capture_output=True, text=True, timeout=180, check=False,
+            capture_output=True, text=True, timeout=300, check=False,
         )
+    return run.returncode, run.stdout + run.stderr
 
 
-def recap_changed(run):
-    """The changed= count of the run's recap (a failed preflight leaves it at 0)."""
-    recap = run.stdout.split("PLAY RECAP")[-1]
+def recap_changed(output):
+    """The changed= count of a run's recap (a failed preflight leaves it at 0)."""
+    recap = output.split("PLAY RECAP")[-1]
     return int(recap.split("changed=")[1].split()[0])
+
+
+def assert_refuses_without_credentials(host, port):
+    """HTTPS with basic auth: no or wrong credentials get 401, plain HTTP gets no metrics."""
+    assert curl(host, f"https://127.0.0.1:{port}/metrics", "-k")[0] == "401"
+    assert curl(host, f"https://127.0.0.1:{port}/metrics", "-k", "-u", "prometheus:wrong")[0] == "401"
+    assert curl(host, f"http://127.0.0.1:{port}/metrics")[0] == "400"
+
+
+def assert_not_leaked(host, unit, secrets):
+    """None of the secrets is in the unit file, any process's command line or the journal."""
+    unit_text = host.file(f"/etc/systemd/system/{unit}.service").content_string
+    processes = host.check_output("ps -eo args")
+    journal = host.run("journalctl --no-pager -o cat").stdout
+    for secret in secrets:
+        assert secret not in unit_text and secret not in processes and secret not in journal

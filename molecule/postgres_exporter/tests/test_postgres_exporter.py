@@ -1,9 +1,11 @@
 """postgres_exporter against a real PostgreSQL, verified from inside each instance over HTTP."""
 import os
-import re
-import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
+from checks import assert_hardened_service, assert_not_leaked, assert_refuses_without_credentials, converge, groups, scrape, value  # noqa: E402
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -20,55 +22,12 @@ ENV_FILE = "/etc/postgres_exporter/postgres_exporter.env"
 PASSWORD = 's3cret"pg"$HOME`id`#1:@/?&%'
 
 
-def groups(host):
-    return host.ansible.get_variables()["group_names"]
-
-
-def curl(host, url, *args):
-    """HTTP status and body of a request made inside the instance (arguments are quoted)."""
-    cmd = host.run("curl -sS -o /tmp/body -w %s" + " %s" * (len(args) + 1), "%{http_code}", *args, url)
-    return cmd.stdout.strip(), host.file("/tmp/body").content_string if cmd.rc == 0 else cmd.stderr
-
-
 def metrics(host):
-    if "secure" in groups(host):
-        status, body = curl(host, "https://127.0.0.1:9187/metrics", "-k", "-u", ":".join(AUTH))
-    else:
-        status, body = curl(host, "http://127.0.0.1:9187/metrics")
-    assert status == "200", body[:300]
-    return body
+    return scrape(host, 9187, AUTH if "secure" in groups(host) else None)
 
 
-def value(body, name, labels=""):
-    """The first sample of a metric whose label set contains `labels`."""
-    match = re.search(r"^%s(\{[^}]*%s[^}]*\})? (\S+)$" % (re.escape(name), re.escape(labels)), body, re.M)
-    assert match, "%s{%s} missing" % (name, labels)
-    return float(match.group(2))
-
-
-def converge(*extra):
-    """Run the scenario's converge on the secure instance only; returns (rc, all output)."""
-    cmd = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-l", SECURE_HOST,
-         os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"), *extra],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    return cmd.returncode, cmd.stdout + cmd.stderr
-
-
-def test_service_is_enabled_and_running(host):
-    service = host.service("postgres_exporter")
-    assert service.is_enabled
-    assert service.is_running
-
-
-def test_runs_as_its_own_user_with_hardening(host):
-    props = dict(
-        line.split("=", 1)
-        for line in host.check_output("systemctl show postgres_exporter -p " + " -p ".join(HARDENING)).splitlines()
-    )
-    assert props == HARDENING
-    assert host.user("postgres-exporter").shell == "/usr/sbin/nologin"
+def test_enabled_running_and_hardened(host):
+    assert_hardened_service(host, "postgres_exporter", HARDENING)
 
 
 def test_database_metrics_the_seed_expects(host):
@@ -107,18 +66,14 @@ def test_connection_settings_stay_private(host):
     unit = host.file("/etc/systemd/system/postgres_exporter.service").content_string
     assert "DATA_SOURCE" not in unit and "Environment=" not in unit
     if "secure" in groups(host):
-        secret = PASSWORD
-        assert secret in host.check_output("cat %s", ENV_FILE).replace("\\", "")
-        assert secret not in unit
-        assert secret not in host.check_output("ps -eo args")
-        assert secret not in host.run("journalctl --no-pager -o cat").stdout
+        assert PASSWORD in host.check_output("cat %s", ENV_FILE).replace("\\", "")
+        assert_not_leaked(host, "postgres_exporter", [PASSWORD])
 
 
 def test_secure_instance_refuses_without_credentials(host):
     if "secure" not in groups(host):
         pytest.skip("plain instance")
-    assert curl(host, "https://127.0.0.1:9187/metrics", "-k")[0] == "401"
-    assert curl(host, "https://127.0.0.1:9187/metrics", "-k", "-u", "prometheus:wrong")[0] == "401"
+    assert_refuses_without_credentials(host, 9187)
     assert host.service("prometheus-postgres-exporter").is_masked
 
 
@@ -127,17 +82,16 @@ def test_wrong_password_gives_pg_up_0_without_leaking_it(host):
         pytest.skip("only the secure instance uses a password")
     wrong = "Wr0ng#pass%word"
     try:
-        rc, out = converge("-e", '{"postgres_exporter_db_password": "%s", "postgres_exporter_db_create_user": false}' % wrong)
+        rc, out = converge(SECURE_HOST, '{"postgres_exporter_db_password": "%s", "postgres_exporter_db_create_user": false}' % wrong)
         assert rc == 0, out[-2000:]
         assert wrong not in out
         assert value(metrics(host), "pg_up") == 0
         assert host.file(ENV_FILE).mode == 0o640
-        assert wrong not in host.check_output("ps -eo args")
-        assert wrong not in host.run("journalctl --no-pager -o cat").stdout
+        assert_not_leaked(host, "postgres_exporter", [wrong])
         # The exporter says why (without the password).
         assert "password authentication failed" in host.run("journalctl --no-pager -o cat -u postgres_exporter").stdout
     finally:
-        rc, out = converge()
+        rc, out = converge(SECURE_HOST)
         assert rc == 0, out[-2000:]
     assert value(metrics(host), "pg_up") == 1
 
@@ -146,7 +100,7 @@ def test_bad_input_fails_in_preflight_before_any_change(host):
     if "secure" not in groups(host):
         pytest.skip("run once, on the secure instance")
     before = host.file(ENV_FILE).content_string
-    rc, out = converge("-e", '{"postgres_exporter_db_port": 70000}')
+    rc, out = converge(SECURE_HOST, '{"postgres_exporter_db_port": 70000}')
     assert rc != 0
     assert "postgres_exporter_db_port must be a port from 1 to 65535" in out
     assert re.search(r"changed=0 .*failed=1", re.sub(r"\s+", " ", out))
