@@ -39,6 +39,7 @@ lab-down: deps
 
 lint: deps
 	yamllint --strict .
+	python -m pyflakes plugins tests molecule
 	ansible-lint --profile production
 	pytest -q -p no:cacheprovider tests/lint
 
