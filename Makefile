@@ -29,6 +29,7 @@ lab: harness
 	ansible-playbook site.yml -i inventories/lab
 	@echo
 	@echo "The lab is up: containers lab-monitoring, lab-db, lab-cache, lab-app (docker ps)."
+	@echo "  Prometheus:                      http://127.0.0.1:9090 (targets: /api/v1/targets)"
 	@echo "  Node exporter on lab-monitoring: http://127.0.0.1:9100/metrics"
 	@echo "  Alertmanager on lab-monitoring:  http://127.0.0.1:9093"
 	@echo "  On any lab host:                 docker exec lab-db curl -s localhost:9100/metrics"
