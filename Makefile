@@ -5,13 +5,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps harness lab lab-down lint unit molecule test
+.PHONY: help deps harness lab lab-down lint unit molecule test benchmark
 
 help:
 	@echo "make lab       bring up the stack on local systemd containers and print where to look"
 	@echo "make lab-down  remove the lab containers"
 	@echo "make test      lint, unit tests and every Molecule scenario (what CI runs)"
 	@echo "make molecule SCENARIOS=node_exporter   one scenario"
+	@echo "make benchmark whole-stack converge and re-run figures on the lab, into docs/benchmarks.md"
 
 # Python tools, pinned; reinstalled when requirements.txt changes.
 deps: $(VENV)/.installed
@@ -58,3 +59,7 @@ molecule: harness
 	done
 
 test: lint unit molecule
+
+# Whole-stack figures on a fresh lab and the filter's, written to docs/benchmarks.md.
+benchmark: harness
+	python tests/benchmarks/stack.py

@@ -60,9 +60,8 @@ def converge(limit, extra_vars=None):
 
 
 def recap_changed(output):
-    """The changed= count of a run's recap (a failed preflight leaves it at 0)."""
-    recap = output.split("PLAY RECAP")[-1]
-    return int(recap.split("changed=")[1].split()[0])
+    """The changed= count of a run's recap, summed over its hosts (a failed preflight leaves it at 0)."""
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", output.split("PLAY RECAP")[-1]))
 
 
 def assert_refuses_without_credentials(host, port):

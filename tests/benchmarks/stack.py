@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Benchmark of the whole stack on the local lab (a plain script, not a test): `make benchmark`.
+
+Recreates the lab from scratch, then times site.yml's first converge and an idempotent re-run,
+counts the tasks each play (one role each) runs per host on the re-run, runs the scrape_configs
+filter benchmark, and writes the figures into docs/benchmarks.md between the markers.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- stack benchmark: begin -->", "<!-- stack benchmark: end -->"
+
+
+def run(*args):
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    started = time.monotonic()
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(done.stdout[-3000:] + done.stderr[-2000:])
+    return time.monotonic() - started, done.stdout
+
+
+def tasks_per_play(output):
+    """{play: {host: tasks that ran (ok or changed)}}, from ansible-playbook's default output."""
+    counts = defaultdict(lambda: defaultdict(int))
+    play, seen = None, set()
+    for line in output.splitlines():
+        if line.startswith("PLAY [") and "RECAP" not in line:
+            play = line[6:line.index("]")]
+        elif line.startswith("TASK ["):
+            seen = set()
+        else:
+            match = re.match(r"(ok|changed): \[([^\]]+)\]", line)
+            if match and play and match.group(2) not in seen:
+                seen.add(match.group(2))
+                counts[play][match.group(2)] += 1
+    return counts
+
+
+def main():
+    site = ["ansible-playbook", "site.yml", "-i", "inventories/lab"]
+    run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab", "-e", "lab_state=absent")
+    run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab")
+    first, _ = run(*site)
+    again, output = run(*site)
+    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", output.split("PLAY RECAP")[-1]))
+    rows = [f"| {play} | {max(hosts.values())} |" for play, hosts in tasks_per_play(output).items()]
+    _, filter_table = run(sys.executable, "tests/benchmarks/scrape_configs.py")
+    section = "\n".join([
+        BEGIN,
+        f"Measured {time.strftime('%Y-%m-%d')} by `make benchmark` on {os.cpu_count()} cores "
+        f"(lab: {len(re.findall(r'^lab-', output.split('PLAY RECAP')[-1], re.M))} hosts, Debian 12 and 13 containers).",
+        "",
+        "| run | wall time |",
+        "| --- | ---: |",
+        f"| first converge of site.yml | {first:.0f} s |",
+        f"| idempotent re-run ({changed} changed) | {again:.0f} s ({again / first:.0%} of the first) |",
+        "",
+        "Tasks each play runs per host on the re-run (the busiest host):",
+        "",
+        "| play | tasks |",
+        "| --- | ---: |",
+        *rows,
+        "",
+        "scrape_configs filter (`tests/benchmarks/scrape_configs.py`):",
+        "",
+        "```",
+        filter_table.strip(),
+        "```",
+        END,
+    ])
+    text = DOC.read_text()
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text += "\n## Whole stack on the lab\n\n" + section + "\n"
+    DOC.write_text(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
