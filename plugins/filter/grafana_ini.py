@@ -14,8 +14,8 @@ author: arq.monitoring developers
 version_added: 0.1.0
 short_description: Render grafana.ini from a mapping of sections
 description:
-  - Turns C({section: {key: value}}) into grafana.ini text. Keys whose value is not a mapping
-    at the top level go before the first section (C(app_mode), C(instance_name)).
+  - 'Turns C({section: {key: value}}) into grafana.ini text. Keys whose value is not a mapping
+    at the top level go before the first section (C(app_mode), C(instance_name)).'
   - Booleans are written C(true)/C(false), lists are joined with commas, C(None) is an empty
     value, and values containing C(#) or C(;) (which go-ini would cut as comments) or
     surrounding spaces are wrapped in triple quotes. Nested sections keep Grafana's dotted names
@@ -25,7 +25,7 @@ description:
     or a line break).
 options:
   _input:
-    description: The settings, C({section: {key: value}}).
+    description: 'The settings, C({section: {key: value}}).'
     type: dict
     required: true
 """

@@ -14,18 +14,18 @@ author: arq.monitoring developers
 version_added: 0.1.0
 short_description: List grafana.ini sections and keys Grafana does not know
 description:
-  - Checks C({section: {key: value}}) against the sections and keys of Grafana's
+  - 'Checks C({section: {key: value}}) against the sections and keys of Grafana
     C(conf/defaults.ini) (the grafana role ships a trimmed list of them) and returns one message
     per unknown section or key; Grafana itself ignores them silently, so a typo such as
-    C(reporting_enable) would leave a setting at its default.
+    C(reporting_enable) would leave a setting at its default.'
   - A section whose known keys include C(*) accepts any key (C(feature_toggles)).
 options:
   _input:
-    description: The settings, C({section: {key: value}}); top-level plain keys belong to section C("").
+    description: 'The settings, C({section: {key: value}}); top-level plain keys belong to section C("").'
     type: dict
     required: true
   known:
-    description: C({section: [key, ...]}), C("") for the keys before the first section.
+    description: 'C({section: [key, ...]}), C("") for the keys before the first section.'
     type: dict
     required: true
   name:
@@ -45,7 +45,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Messages such as C(grafana_ini.analytics.reporting_enable is not a key Grafana knows); empty when all is known.
+  description: 'Messages such as C(grafana_ini.analytics.reporting_enable is not a key Grafana knows); empty when all is known.'
   type: list
   elements: str
 """
