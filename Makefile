@@ -30,6 +30,7 @@ lab: harness
 	ansible-playbook site.yml -i inventories/lab
 	@echo
 	@echo "The lab is up: containers lab-monitoring, lab-db, lab-cache, lab-app (docker ps)."
+	@echo "  Grafana:                         http://127.0.0.1:3002 (admin; password in inventories/lab/group_vars/grafana.yml)"
 	@echo "  Prometheus:                      http://127.0.0.1:9090 (targets: /api/v1/targets)"
 	@echo "  Node exporter on lab-monitoring: http://127.0.0.1:9100/metrics"
 	@echo "  Alertmanager on lab-monitoring:  http://127.0.0.1:9093"

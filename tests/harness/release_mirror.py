@@ -6,6 +6,11 @@ The binaries are the real programs from Debian's packages (``apt-get download`` 
 ``sha256sums.txt`` beside them, under ``<owner>/<repo>/releases/download/v<version>/``.
 Older versions come from bookworm so that upgrades can be tested.
 
+Grafana's server is in no registry: its place is taken by the test stand-in of
+tests/grafana_standin/, packed like Grafana's own release archive under the layout of
+https://dl.grafana.com/oss/release (``oss/release/grafana-<version>.linux-amd64.tar.gz`` with a
+``.sha256`` beside it, unpacking to ``grafana-v<version>/``).
+
     release_mirror.py build     # idempotent: $ARQ_CACHE/mirror, and promtool/amtool in $ARQ_CACHE/bin
 """
 from __future__ import annotations
@@ -42,6 +47,9 @@ RELEASES = [
     ("oliver006/redis_exporter", "redis_exporter", "v1.69.0", "trixie",
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
 ]
+# The Grafana version the stand-in poses as (the grafana role's default).
+GRAFANA_VERSION = "11.6.0"
+GRAFANA_STANDIN = Path(__file__).resolve().parents[1] / "grafana_standin"
 # Tools the controller-side tests run (promtool check/test, amtool check-config).
 TOOLS = {"promtool": ("promtool", "trixie", "usr/bin/promtool"),
          "amtool": ("prometheus-alertmanager", "trixie", "usr/bin/amtool")}
@@ -95,6 +103,52 @@ def pack(files: dict[str, Path], top: str) -> bytes:
     return buf.getvalue()
 
 
+def pack_tree(entries: dict[str, tuple[bytes | None, int]], top: str) -> bytes:
+    """A reproducible tar.gz of {relative path: (content or None for a directory, mode)}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name, (content, mode) in sorted({"": (None, 0o755), **entries}.items()):
+            info = tarfile.TarInfo(f"{top}/{name}".rstrip("/"))
+            info.mtime, info.mode = FIXED_MTIME, mode
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def build_grafana_standin() -> None:
+    """The Grafana stand-in as grafana-<version>.linux-amd64.tar.gz; rebuilt when its source changes."""
+    release_dir = CACHE / "mirror" / "oss" / "release"
+    name = f"grafana-{GRAFANA_VERSION}.linux-amd64.tar.gz"
+    program = (GRAFANA_STANDIN / "grafana").read_text().replace("@VERSION@", GRAFANA_VERSION).encode()
+    defaults = (GRAFANA_STANDIN / "conf" / "defaults.ini").read_bytes()
+    data = pack_tree({
+        "bin": (None, 0o755), "bin/grafana": (program, 0o755),
+        "conf": (None, 0o755), "conf/defaults.ini": (defaults, 0o644),
+        "conf/provisioning": (None, 0o755),
+        "public": (None, 0o755), "public/README.txt": (b"Grafana test stand-in: no web UI.\n", 0o644),
+        "VERSION": (f"{GRAFANA_VERSION}\n".encode(), 0o644),
+    }, f"grafana-v{GRAFANA_VERSION}")
+    digest = hashlib.sha256(data).hexdigest()
+    sums = release_dir / f"{name}.sha256"
+    if sums.exists() and sums.read_text().strip() == digest:
+        return
+    release_dir.mkdir(parents=True, exist_ok=True)
+    (release_dir / name).write_bytes(data)
+    sums.write_text(digest)  # dl.grafana.com's .sha256 files hold the bare hash
+    for path in (release_dir / name, sums):
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+    # The roles' controller cache answers from a verified copy and the mirror's fixed dates make a
+    # conditional request come back "not modified": drop the stale copy of an older stand-in.
+    role_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "arq.monitoring" / "releases"
+    for stale in role_cache.glob(f"grafana-{GRAFANA_VERSION}.linux-*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    print(f"mirror: grafana {GRAFANA_VERSION} (test stand-in)", file=sys.stderr)
+
+
 def build() -> None:
     mirror = CACHE / "mirror"
     for repo, name, version, suite, binaries in RELEASES:
@@ -110,6 +164,7 @@ def build() -> None:
         for path in release_dir.iterdir():
             os.utime(path, (FIXED_MTIME, FIXED_MTIME))
         print(f"mirror: {repo} {version} from {suite}", file=sys.stderr)
+    build_grafana_standin()
     bin_dir = CACHE / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for tool, (package, suite, path) in TOOLS.items():

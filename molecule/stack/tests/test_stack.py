@@ -1,6 +1,7 @@
 """The whole stack, checked the way an operator would, from the Prometheus host."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from checks import curl, recap_changed  # noqa: E402
 testinfra_hosts = ["ansible://stack-monitoring"]
 
 PROMETHEUS = "http://127.0.0.1:9090/api/v1"
+GRAFANA = ("http://127.0.0.1:3000", "admin:stack-grafana-password")
+DASHBOARDS = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "roles" / "grafana" / "files" / "dashboards"
 SINK = "/var/lib/webhook-sink/received.jsonl"
 # What the inventory holds: every host runs a node exporter; one of each service otherwise.
 EXPECTED_TARGETS = {
@@ -75,6 +78,31 @@ def test_every_shipped_alert_loaded_and_evaluating(host):
 
 def test_prometheus_sends_to_the_inventory_alertmanager(host):
     assert [a["url"] for a in prom(host, "/alertmanagers")["activeAlertmanagers"]] == ["http://stack-monitoring:9093/api/v2/alerts"]
+
+
+def test_grafana_datasource_points_at_this_prometheus(host):
+    status, body = curl(host, GRAFANA[0] + "/api/datasources/uid/arq-prometheus", "-u", GRAFANA[1])
+    assert status == "200", body
+    assert json.loads(body)["url"] == "http://stack-monitoring:9090"
+    status, body = curl(host, GRAFANA[0] + "/api/datasources/uid/arq-alertmanager", "-u", GRAFANA[1])
+    assert json.loads(body)["url"] == "http://stack-monitoring:9093"
+
+
+def test_every_dashboard_expression_runs_against_this_prometheus(host):
+    exprs = sorted({
+        re.sub(r"\$\{?[A-Za-z_]\w*\}?", ".+", re.sub(r"\$__(rate_interval|interval|range)\b", "1m", target["expr"]))
+        for path in DASHBOARDS.glob("*.json")
+        for top in json.loads(path.read_text())["panels"]
+        for panel in [top, *top.get("panels", [])]  # rows carry their panels
+        for target in panel.get("targets", []) if target.get("expr")
+    })
+    assert len(exprs) > 20
+    failed = {}
+    for expr in exprs:
+        status, body = curl(host, PROMETHEUS + "/query", "--data-urlencode", "query=" + expr)
+        if status != "200" or json.loads(body)["status"] != "success":
+            failed[expr] = body[:200]
+    assert failed == {}
 
 
 def notifications(host, alertname, status):

@@ -1,0 +1,184 @@
+"""Grafana over HTTP: secure defaults, provisioning, password convergence, backup and restore."""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
+from checks import converge, curl, recap_changed  # noqa: E402
+
+PASSWORD = "m0lecule #pass; word"
+PLAIN = "grafana-d12"
+TLS = "grafana-d13-tls"
+FRESH = "grafana-d13-fresh"
+DASHBOARDS = ["arq-overview", "arq-node", "arq-postgresql", "arq-redis", "team-latency"]
+DATASOURCES = {"arq-prometheus": "prometheus", "arq-alertmanager": "alertmanager", "arq-loki": "loki"}
+
+
+def base(host):
+    return "https://127.0.0.1:3000" if host.backend.host == TLS else "http://127.0.0.1:3000"
+
+
+def api(host, path, user="admin", password=PASSWORD, *args):
+    auth = ("-u", f"{user}:{password}") if user else ()
+    return curl(host, base(host) + path, "-k", *auth, *args)
+
+
+def ok(host, path, *args):
+    status, body = api(host, path, "admin", PASSWORD, *args)
+    assert status == "200", (path, status, body)
+    return json.loads(body)
+
+
+@pytest.fixture(autouse=True)
+def converged_only(host):
+    if host.backend.host == FRESH:
+        pytest.skip("the fresh instance is only restored onto (test_backup_then_restore_on_a_fresh_host)")
+
+
+def test_health_reports_the_database_ok(host):
+    status, body = curl(host, base(host) + "/api/health", "-k")
+    assert status == "200" and json.loads(body)["database"] == "ok"
+
+
+def test_anonymous_requests_are_refused(host):
+    assert api(host, "/api/search", None)[0] == "401"
+    assert api(host, "/api/datasources", None)[0] == "401"
+
+
+def test_admin_logs_in_with_the_vaulted_password_only(host):
+    assert ok(host, "/api/user")["login"] == "admin"
+    assert api(host, "/api/user", "admin", "admin")[0] == "401"
+
+
+def test_secure_settings_as_grafana_reads_them(host):
+    settings = ok(host, "/api/admin/settings")
+    assert settings["analytics"]["reporting_enabled"] == "false"
+    assert settings["analytics"]["check_for_updates"] == "false"
+    assert settings["analytics"]["check_for_plugin_updates"] == "false"
+    assert settings["auth.anonymous"]["enabled"] == "false"
+    assert settings["auth.basic"]["enabled"] == "true"
+    assert settings["auth"]["disable_login_form"] == "false"
+    # A value with "#" and ";" reaches Grafana whole (go-ini would cut it unquoted).
+    assert settings["auth.anonymous"]["org_name"] == "arQ #ops; main"
+    tls = host.backend.host == TLS
+    assert settings["server"]["protocol"] == ("https" if tls else "http")
+    assert settings["security"]["cookie_secure"] == ("true" if tls else "false")
+
+
+def test_plain_http_is_refused_when_tls_is_on(host):
+    if host.backend.host != TLS:
+        pytest.skip("TLS instance only")
+    assert curl(host, "http://127.0.0.1:3000/api/health")[0] != "200"
+
+
+def test_secrets_stay_in_files_only_grafana_reads(host):
+    for name in ("admin_password", "secret_key"):
+        secret = host.file(f"/etc/grafana/secrets/{name}")
+        assert (secret.mode, secret.user, secret.group) == (0o640, "root", "grafana")
+    key = host.file("/etc/grafana/secrets/secret_key").content_string
+    assert len(key) >= 32
+    for path in ("/etc/grafana/grafana.ini", "/etc/systemd/system/grafana.service"):
+        text = host.file(path).content_string
+        assert PASSWORD not in text and key not in text
+    assert PASSWORD not in host.check_output("ps -eo args")
+
+
+def test_datasources_provisioned_with_fixed_uids(host):
+    found = {d["uid"]: d for d in ok(host, "/api/datasources")}
+    assert {uid: found[uid]["type"] for uid in DATASOURCES if uid in found} == DATASOURCES
+    assert found["arq-prometheus"]["isDefault"] and found["arq-prometheus"]["url"] == "http://prometheus.example.internal:9090"
+    assert ok(host, "/api/datasources/uid/arq-alertmanager")["url"] == "http://alertmanager.example.internal:9093"
+
+
+def test_every_dashboard_present_with_its_uid(host):
+    found = {d["uid"]: d for d in ok(host, "/api/search")}
+    assert set(DASHBOARDS) <= set(found)
+    assert found["arq-overview"]["title"] == "arQ Platform Overview" and found["arq-overview"]["folderTitle"] == "arQ"
+    assert found["team-latency"]["folderTitle"] == "Custom"
+    overview = ok(host, "/api/dashboards/uid/arq-overview")
+    assert overview["meta"]["provisioned"]
+    titles = {p["title"] for p in overview["dashboard"]["panels"]}
+    assert {"Request rate", "Error rate (5xx share)", "Latency p95", "Redis hit ratio", "Targets up"} <= titles
+
+
+def test_removed_datasource_and_dashboard_are_deleted_then_come_back(host):
+    if host.backend.host != PLAIN:
+        pytest.skip("checked once, on " + PLAIN)
+    run = converge(PLAIN, {"grafana_alertmanager_url": "", "grafana_dashboards": ["arq-overview", "arq-node", "arq-postgresql"],
+                           "grafana_admin_password": PASSWORD})
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert api(host, "/api/datasources/uid/arq-alertmanager")[0] == "404"
+    assert "arq-redis" not in {d["uid"] for d in ok(host, "/api/search")}
+    assert not host.file("/etc/grafana/dashboards/arq/arq-redis.json").exists
+    run = converge(PLAIN, {"grafana_admin_password": PASSWORD})
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert ok(host, "/api/datasources/uid/arq-alertmanager")["type"] == "alertmanager"
+    assert "arq-redis" in {d["uid"] for d in ok(host, "/api/search")}
+
+
+def test_changed_password_converges(host):
+    if host.backend.host != TLS:
+        pytest.skip("checked once, on " + TLS)
+    new = "n3w; #rotated"
+    run = converge(TLS, {"grafana_admin_password": new})
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert api(host, "/api/user", "admin", new)[0] == "200"
+    assert api(host, "/api/user", "admin", PASSWORD)[0] == "401"
+    assert new not in run.stdout + run.stderr
+    again = converge(TLS, {"grafana_admin_password": new})
+    assert again.returncode == 0 and recap_changed(again) == 0, again.stdout[-3000:]
+    back = converge(TLS, {"grafana_admin_password": PASSWORD})
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert api(host, "/api/user", "admin", PASSWORD)[0] == "200"
+
+
+BAD_INPUT = {
+    "default password": ({"grafana_admin_password": "admin"}, "grafana_admin_password"),
+    "no password": ({"grafana_admin_password": ""}, "grafana_admin_password"),
+    "unknown key": ({"grafana_ini": {"analytics": {"reporting_enable": False}}}, "grafana_ini.analytics.reporting_enable"),
+    "unknown section": ({"grafana_ini": {"analytic": {"enabled": False}}}, "[analytic]"),
+    "duplicate datasource uid": ({"grafana_datasources": [{"name": "X", "type": "loki", "uid": "arq-prometheus"}]}, "uids must be unique"),
+    "unknown dashboard": ({"grafana_dashboards": ["arq-kafka"]}, "arq-kafka"),
+}
+
+
+@pytest.mark.parametrize("extra_vars, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_fails_before_any_change(host, extra_vars, message):
+    if host.backend.host != PLAIN:
+        pytest.skip("checked once, on " + PLAIN)
+    ini = host.file("/etc/grafana/grafana.ini").content_string
+    run = converge(PLAIN, {"grafana_admin_password": PASSWORD, **extra_vars})
+    assert run.returncode != 0 and message in run.stdout + run.stderr, run.stdout[-3000:]
+    assert recap_changed(run) == 0
+    assert host.file("/etc/grafana/grafana.ini").content_string == ini
+
+
+def test_backup_then_restore_on_a_fresh_host(host):
+    if host.backend.host != PLAIN:
+        pytest.skip("backed up from " + PLAIN)
+    hand_made = {"dashboard": {"uid": "hand-made", "title": "Made by hand", "panels": [], "schemaVersion": 39}, "overwrite": True}
+    saved = ok(host, "/api/dashboards/db", "-X", "POST", "-H", "Content-Type: application/json", "-d", json.dumps(hand_made))
+    assert saved["uid"] == "hand-made"
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    with tempfile.TemporaryDirectory() as backups:
+        backup = subprocess.run(["ansible-playbook", "-i", inventory, "--limit", PLAIN, "-e", f"grafana_backup_dir={backups}",
+                                 f"{project}/playbooks/grafana_backup.yml"], capture_output=True, text=True, timeout=300, check=False)
+        assert backup.returncode == 0, backup.stdout[-3000:]
+        archives = glob.glob(f"{backups}/{PLAIN}/grafana-{PLAIN}-*.tar.gz")
+        assert len(archives) == 1 and os.stat(archives[0]).st_mode & 0o777 == 0o600
+        restore = subprocess.run(["ansible-playbook", "-i", inventory, "--limit", FRESH, "-e", f"grafana_backup_dir={backups}",
+                                  "-e", f"grafana_restore_from={PLAIN}", f"{project}/playbooks/grafana_restore.yml"],
+                                 capture_output=True, text=True, timeout=300, check=False)
+        assert restore.returncode == 0, restore.stdout[-3000:]
+    fresh = host.get_host(f"ansible://{FRESH}", ansible_inventory=inventory)
+    status, body = curl(fresh, "http://127.0.0.1:3000/api/dashboards/uid/hand-made", "-u", f"admin:{PASSWORD}")
+    assert status == "200" and json.loads(body)["dashboard"]["title"] == "Made by hand"
+    assert fresh.file("/etc/grafana/secrets/secret_key").content_string == host.file("/etc/grafana/secrets/secret_key").content_string
+    status, body = curl(fresh, "http://127.0.0.1:3000/api/search", "-u", f"admin:{PASSWORD}")
+    assert set(DASHBOARDS) <= {d["uid"] for d in json.loads(body)}
