@@ -109,14 +109,14 @@ def test_every_dashboard_present_with_its_uid(host):
 def test_removed_datasource_and_dashboard_are_deleted_then_come_back(host):
     if host.backend.host != PLAIN:
         pytest.skip("checked once, on " + PLAIN)
-    run = converge(PLAIN, {"grafana_alertmanager_url": "", "grafana_dashboards": ["arq-overview", "arq-node", "arq-postgresql"],
-                           "grafana_admin_password": PASSWORD})
-    assert run.returncode == 0, run.stdout[-3000:]
+    rc, out = converge(PLAIN, {"grafana_alertmanager_url": "", "grafana_dashboards": ["arq-overview", "arq-node", "arq-postgresql"],
+                               "grafana_admin_password": PASSWORD})
+    assert rc == 0, out[-3000:]
     assert api(host, "/api/datasources/uid/arq-alertmanager")[0] == "404"
     assert "arq-redis" not in {d["uid"] for d in ok(host, "/api/search")}
     assert not host.file("/etc/grafana/dashboards/arq/arq-redis.json").exists
-    run = converge(PLAIN, {"grafana_admin_password": PASSWORD})
-    assert run.returncode == 0, run.stdout[-3000:]
+    rc, out = converge(PLAIN, {"grafana_admin_password": PASSWORD})
+    assert rc == 0, out[-3000:]
     assert ok(host, "/api/datasources/uid/arq-alertmanager")["type"] == "alertmanager"
     assert "arq-redis" in {d["uid"] for d in ok(host, "/api/search")}
 
@@ -125,15 +125,15 @@ def test_changed_password_converges(host):
     if host.backend.host != TLS:
         pytest.skip("checked once, on " + TLS)
     new = "n3w; #rotated"
-    run = converge(TLS, {"grafana_admin_password": new})
-    assert run.returncode == 0, run.stdout[-3000:]
+    rc, out = converge(TLS, {"grafana_admin_password": new})
+    assert rc == 0, out[-3000:]
     assert api(host, "/api/user", "admin", new)[0] == "200"
     assert api(host, "/api/user", "admin", PASSWORD)[0] == "401"
-    assert new not in run.stdout + run.stderr
-    again = converge(TLS, {"grafana_admin_password": new})
-    assert again.returncode == 0 and recap_changed(again) == 0, again.stdout[-3000:]
-    back = converge(TLS, {"grafana_admin_password": PASSWORD})
-    assert back.returncode == 0, back.stdout[-3000:]
+    assert new not in out
+    rc, again = converge(TLS, {"grafana_admin_password": new})
+    assert rc == 0 and recap_changed(again) == 0, again[-3000:]
+    rc, back = converge(TLS, {"grafana_admin_password": PASSWORD})
+    assert rc == 0, back[-3000:]
     assert api(host, "/api/user", "admin", PASSWORD)[0] == "200"
 
 
@@ -152,9 +152,9 @@ def test_bad_input_fails_before_any_change(host, extra_vars, message):
     if host.backend.host != PLAIN:
         pytest.skip("checked once, on " + PLAIN)
     ini = host.file("/etc/grafana/grafana.ini").content_string
-    run = converge(PLAIN, {"grafana_admin_password": PASSWORD, **extra_vars})
-    assert run.returncode != 0 and message in run.stdout + run.stderr, run.stdout[-3000:]
-    assert recap_changed(run) == 0
+    rc, out = converge(PLAIN, {"grafana_admin_password": PASSWORD, **extra_vars})
+    assert rc != 0 and message in out, out[-3000:]
+    assert recap_changed(out) == 0
     assert host.file("/etc/grafana/grafana.ini").content_string == ini
 
 
