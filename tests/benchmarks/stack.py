@@ -45,7 +45,8 @@ def tasks_per_play(output):
 
 
 def main():
-    site = ["ansible-playbook", "site.yml", "-i", "inventories/lab"]
+    # Arguments pass on to site.yml (make benchmark: the offline mirror unless ARQ_LAB_UPSTREAM=1).
+    site = ["ansible-playbook", "site.yml", "-i", "inventories/lab", *sys.argv[1:]]
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab", "-e", "lab_state=absent")
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab")
     first, _ = run(*site)
