@@ -15,6 +15,7 @@ https://dl.grafana.com/oss/release (``oss/release/grafana-<version>.linux-amd64.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -88,25 +89,11 @@ def extract(deb: Path) -> Path:
     return out
 
 
-def pack(files: dict[str, Path], top: str) -> bytes:
-    """A reproducible tar.gz: fixed dates, owners and order."""
+def pack(entries: dict[str, tuple[bytes | None, int]], top: str) -> bytes:
+    """A reproducible tar.gz of {relative path: (content, or None for a directory; mode)} under
+    `top`: fixed dates, owners and order, and a gzip header without the time of packing."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        dir_info = tarfile.TarInfo(top)
-        dir_info.type, dir_info.mode, dir_info.mtime = tarfile.DIRTYPE, 0o755, FIXED_MTIME
-        tar.addfile(dir_info)
-        for name, path in sorted(files.items()):
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size, info.mode, info.mtime = path.stat().st_size, 0o755, FIXED_MTIME
-            with path.open("rb") as fh:
-                tar.addfile(info, fh)
-    return buf.getvalue()
-
-
-def pack_tree(entries: dict[str, tuple[bytes | None, int]], top: str) -> bytes:
-    """A reproducible tar.gz of {relative path: (content or None for a directory, mode)}."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, (content, mode) in sorted({"": (None, 0o755), **entries}.items()):
             info = tarfile.TarInfo(f"{top}/{name}".rstrip("/"))
             info.mtime, info.mode = FIXED_MTIME, mode
@@ -116,7 +103,7 @@ def pack_tree(entries: dict[str, tuple[bytes | None, int]], top: str) -> bytes:
             else:
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
+    return gzip.compress(buf.getvalue(), mtime=FIXED_MTIME)
 
 
 def build_grafana_standin() -> None:
@@ -125,7 +112,7 @@ def build_grafana_standin() -> None:
     name = f"grafana-{GRAFANA_VERSION}.linux-amd64.tar.gz"
     program = (GRAFANA_STANDIN / "grafana").read_text().replace("@VERSION@", GRAFANA_VERSION).encode()
     defaults = (GRAFANA_STANDIN / "conf" / "defaults.ini").read_bytes()
-    data = pack_tree({
+    data = pack({
         "bin": (None, 0o755), "bin/grafana": (program, 0o755),
         "conf": (None, 0o755), "conf/defaults.ini": (defaults, 0o644),
         "conf/provisioning": (None, 0o755),
@@ -157,7 +144,7 @@ def build() -> None:
         if sums.exists():
             continue
         top = f"{name}-{version}.linux-amd64"
-        data = pack({b: extract(apt_download(suite, pkg)) / p for b, (pkg, p) in binaries.items()}, top)
+        data = pack({b: ((extract(apt_download(suite, pkg)) / p).read_bytes(), 0o755) for b, (pkg, p) in binaries.items()}, top)
         release_dir.mkdir(parents=True, exist_ok=True)
         (release_dir / f"{top}.tar.gz").write_bytes(data)
         sums.write_text(f"{hashlib.sha256(data).hexdigest()}  {top}.tar.gz\n")
