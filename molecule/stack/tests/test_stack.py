@@ -22,7 +22,7 @@ SINK = "/var/lib/webhook-sink/received.jsonl"
 EXPECTED_TARGETS = {
     ("node", "stack-monitoring"), ("node", "stack-db"), ("node", "stack-cache"), ("node", "stack-app"),
     ("postgres", "stack-db"), ("redis", "stack-cache"), ("backend", "stack-app"),
-    ("alertmanager", "stack-monitoring"), ("prometheus", "stack-monitoring"),
+    ("alertmanager", "stack-monitoring"), ("prometheus", "stack-monitoring"), ("grafana", "stack-monitoring"),
 }
 SHIPPED_ALERTS = {
     "APIDown", "DatabaseDown", "RedisDown", "HighCPUUsage", "HighMemoryUsage", "HighErrorRate",
