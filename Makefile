@@ -25,16 +25,12 @@ $(VENV)/.installed: requirements.txt
 harness: deps
 	tests/harness/setup
 
-# ARQ_LAB_UPSTREAM=1 installs the real releases (GitHub, dl.grafana.com). Without it the lab
-# uses the offline mirror: this kind of machine has no route to them, and probing is not allowed.
-LAB_SOURCE = $(if $(ARQ_LAB_UPSTREAM),,-e arq_monitoring_mirror_url=http://127.0.0.1:48080)
-
+# Releases: the real upstream ones when GitHub and dl.grafana.com answer, else (saying so) the
+# offline mirror; ARQ_LAB_SOURCE=upstream|mirror forces one (tests/harness/release_source).
 lab: harness
-	@if [ -n "$(ARQ_LAB_UPSTREAM)" ]; then echo "lab: installing the upstream releases (GitHub, dl.grafana.com)"; \
-	else echo "lab: not using the upstream releases (set ARQ_LAB_UPSTREAM=1 where GitHub and dl.grafana.com are reachable):"; \
-	  echo "lab: installing from the offline mirror (Debian's builds of the same programs) and the Grafana stand-in"; fi
-	ansible-playbook tests/harness/lab.yml -i inventories/lab
-	ansible-playbook site.yml -i inventories/lab $(LAB_SOURCE)
+	@source=$$(tests/harness/release_source) && set -x && \
+	ansible-playbook tests/harness/lab.yml -i inventories/lab && \
+	ansible-playbook site.yml -i inventories/lab $$source
 	@echo
 	@echo "The lab is up: containers lab-monitoring, lab-db, lab-cache, lab-app (docker ps)."
 	@echo "  Grafana:                         http://127.0.0.1:3002 (admin; password in inventories/lab/group_vars/grafana.yml)"
@@ -70,4 +66,4 @@ test: lint unit molecule
 
 # Whole-stack figures on a fresh lab and the filter's, written to docs/benchmarks.md.
 benchmark: harness
-	python tests/benchmarks/stack.py $(LAB_SOURCE)
+	python tests/benchmarks/stack.py $$(tests/harness/release_source)

@@ -45,7 +45,7 @@ def tasks_per_play(output):
 
 
 def main():
-    # Arguments pass on to site.yml (make benchmark: the offline mirror unless ARQ_LAB_UPSTREAM=1).
+    # Arguments pass on to site.yml (make benchmark: where the releases come from, as for make lab).
     site = ["ansible-playbook", "site.yml", "-i", "inventories/lab", *sys.argv[1:]]
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab", "-e", "lab_state=absent")
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab")

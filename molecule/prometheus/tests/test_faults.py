@@ -31,8 +31,13 @@ def apply(host, fault):
 
 @pytest.fixture
 def snapshot(prom):
-    """What must not change: process, last good load, config, and the data of a minute ago."""
-    at = int(time.time()) - 60
+    """What must not change: process, last good load, config, and the data of a minute ago
+    (once there is some: the instance may have started less than a minute ago)."""
+    def settled():
+        at = int(time.time()) - 60
+        assert prom.query("count(up)", at), "no data a minute ago yet"
+        return at
+    at = prom.wait(settled, timeout=120)
 
     def take():
         return {
