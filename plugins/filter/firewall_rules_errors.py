@@ -17,7 +17,7 @@ description:
   - Checks the firewall role's C(firewall_rules) and returns one message per mistake, naming
     the entry (its index and name) and the field.
   - Each entry needs a C(name) (letters, digits, C(_ . -), at most 64 characters; it names the
-    counter in nftables), a TCP C(port) from 1 to 65535 and C(sources), a list of IPv4 or
+    counter in nftables), a TCP C(port) (an integer from 1 to 65535) and C(sources), a list of IPv4 or
     IPv6 addresses or networks in CIDR notation (C(10.0.0.5), C(10.0.0.0/24),
     C(2001:db8::/64)). Names and ports must be unique.
   - The firewall role runs it in its preflight, so bad input fails before any host changes;
@@ -55,12 +55,8 @@ SOURCE = re.compile(r"^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$")
 
 
 def _port(value):
-    """The port as an integer, or None (argument_specs lets "9100" through as a string)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and 1 <= value <= 65535 else None
+    """The port, or None. argument_specs lets "9100" through, but the role sorts by port: integers only."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535 else None
 
 
 def _is_source(value):

@@ -4,7 +4,7 @@ from ansible_collections.arq.monitoring.plugins.filter.firewall_rules_errors imp
 
 GOOD = [
     {"name": "node_exporter", "port": 9100, "sources": ["10.0.0.5", "2001:db8::/64", "172.18.0.0/16"]},
-    {"name": "postgres_exporter", "port": "9187", "sources": []},
+    {"name": "postgres_exporter", "port": 9187, "sources": []},
     {"name": "grafana", "port": 3000, "sources": ["0.0.0.0/0", "::/0", "::ffff:10.0.0.1", "10.1.2.3/24"]},
 ]
 
@@ -36,7 +36,7 @@ def test_good_rules_have_no_errors():
     (with_(1, port=True), "port True must be"),
     (with_(1, port="http"), "port 'http' must be"),
     (with_(1, port=9100), "firewall_rules[1] (postgres_exporter): port 9100 is already used by firewall_rules[0] (node_exporter)"),
-    (with_(2, port="9100"), "firewall_rules[2] (grafana): port 9100 is already used by firewall_rules[0] (node_exporter)"),
+    (with_(1, port="9187"), "firewall_rules[1] (postgres_exporter): port '9187' must be an integer from 1 to 65535"),
     (with_(2, name="node_exporter"), "firewall_rules[2] (node_exporter): name 'node_exporter' is already used by firewall_rules[0] (node_exporter)"),
     (with_(0, name='node "exporter"'), "name 'node \"exporter\"' must be letters, digits"),
     (with_(0, name="x" * 65), "must be letters, digits"),
