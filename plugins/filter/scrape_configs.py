@@ -106,6 +106,17 @@ options:
           - Keys C(username) and exactly one of C(password) (for example a vaulted variable)
             or C(password_file) (a path on the Prometheus host).
         type: dict
+  tls:
+    description:
+      - TLS settings (as a job's I(tls)) for the jobs of the collection's own services, every
+        built-in job but C(backend) (the application's). A job's own I(tls) wins.
+      - site.yml passes the internal CA's path, C(/etc/prometheus/ca.crt), as C(ca_file).
+    type: dict
+  basic_auth:
+    description:
+      - Basic auth credentials (as a job's I(basic_auth)) for the same jobs as I(tls). A job's
+        own I(basic_auth) wins.
+    type: dict
   builtin_jobs:
     description: C(false) starts from no job at all instead of the built-in ones.
     type: bool
@@ -176,6 +187,11 @@ prometheus_scrape_jobs:
     group: loadbalancers
     port: 8405
 
+# The whole stack over HTTPS with basic auth (the application's backend job stays as it is)
+prometheus_scrape_configs_over_tls: >-
+  {{ groups | arq.monitoring.scrape_configs(hostvars, tls={'ca_file': '/etc/prometheus/ca.crt'},
+     basic_auth={'username': 'prometheus', 'password': vault_scrape_password}) }}
+
 # Those jobs, targets in files (no reload when hosts come and go), sharded over two
 # Prometheus servers whose host_vars set prometheus_shard to 0 and 1; one call, both parts:
 # prometheus_scrape.scrape_configs goes into prometheus.yml,
@@ -223,6 +239,9 @@ BUILTIN_JOBS = {
     "prometheus": {"group": "prometheus", "port": 9090, "var_prefix": "prometheus"},
     "redis": {"group": "redis_exporter", "port": 9121, "var_prefix": "redis_exporter"},
 }
+
+# The jobs of the collection's own services, which the tls and basic_auth options apply to.
+SERVICE_JOBS = frozenset(BUILTIN_JOBS) - {"backend"}
 
 JOB_OPTIONS = (
     "basic_auth", "enabled", "group", "labels", "metrics_path", "name", "port", "scheme",
@@ -373,7 +392,7 @@ def _basic_auth(value, where):
     return {"username": username, secrets[0]: secret}
 
 
-def _jobs(jobs, builtin_jobs, groups):
+def _jobs(jobs, builtin_jobs, groups, service_defaults):
     """Validate the jobs and merge them over the built-in ones; return them sorted by name."""
     if jobs is None:
         jobs = []
@@ -381,7 +400,8 @@ def _jobs(jobs, builtin_jobs, groups):
         _fail("jobs", "must be a list of job dicts, not %s" % type(jobs).__name__)
     if not isinstance(builtin_jobs, bool):
         _fail("builtin_jobs", "must be true or false")
-    specs = {name: dict(spec) for name, spec in BUILTIN_JOBS.items()} if builtin_jobs else {}
+    specs = {name: dict(spec, **(service_defaults if name in SERVICE_JOBS else {}))
+             for name, spec in BUILTIN_JOBS.items()} if builtin_jobs else {}
     declared = set()
     for index, entry in enumerate(jobs):
         where = "jobs[%d]" % index
@@ -534,8 +554,9 @@ def _targets(job, groups, hosts):
     return targets
 
 
-def scrape_configs(groups, hostvars, jobs=None, *, builtin_jobs=True, labels_var="prometheus_target_labels",
-                   file_sd_dir="", output="scrape_configs", shard_count=1, shard_index=0):
+def scrape_configs(groups, hostvars, jobs=None, *, tls=None, basic_auth=None, builtin_jobs=True,
+                   labels_var="prometheus_target_labels", file_sd_dir="", output="scrape_configs",
+                   shard_count=1, shard_index=0):
     """Build Prometheus scrape configs from the inventory; see DOCUMENTATION."""
     # The output is hosts x jobs small dicts and lists, none of them in a reference cycle. With
     # the cyclic garbage collector on, its passes over that growing heap make the time grow
@@ -544,15 +565,24 @@ def scrape_configs(groups, hostvars, jobs=None, *, builtin_jobs=True, labels_var
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _scrape_configs(groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_dir, output, shard_count, shard_index)
+        return _scrape_configs(groups, hostvars, jobs, tls, basic_auth, builtin_jobs, labels_var, file_sd_dir, output,
+                               shard_count, shard_index)
     finally:
         if collecting:
             gc.enable()
 
 
-def _scrape_configs(groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_dir, output, shard_count, shard_index):
-    for argument in (groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_dir, output, shard_count, shard_index):
+def _scrape_configs(groups, hostvars, jobs, tls, basic_auth, builtin_jobs, labels_var, file_sd_dir, output,
+                    shard_count, shard_index):
+    for argument in (groups, hostvars, jobs, tls, basic_auth, builtin_jobs, labels_var, file_sd_dir, output,
+                     shard_count, shard_index):
         _defined(argument)
+    # Checked here too, so that a mistake is named after the option even with no service job.
+    service_defaults = {}
+    if tls:
+        service_defaults["tls"] = _tls(tls, "tls")
+    if basic_auth:
+        service_defaults["basic_auth"] = _basic_auth(basic_auth, "basic_auth")
     if not isinstance(groups, Mapping):
         _fail("input", "must be the inventory's groups (groups | arq.monitoring.scrape_configs(hostvars))")
     if not isinstance(hostvars, Mapping):
@@ -567,7 +597,7 @@ def _scrape_configs(groups, hostvars, jobs, builtin_jobs, labels_var, file_sd_di
     hosts = _Hosts(hostvars, labels_var)
     configs = []
     files = {}
-    for job in _jobs(jobs, builtin_jobs, groups):
+    for job in _jobs(jobs, builtin_jobs, groups, service_defaults):
         config = {"job_name": job["name"], "scheme": job["scheme"], "metrics_path": job["metrics_path"]}
         for key in ("scrape_interval", "scrape_timeout"):
             if job[key] is not None:

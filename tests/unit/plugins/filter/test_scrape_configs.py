@@ -262,6 +262,22 @@ def test_tls_and_basic_auth(tmp_path):
     assert "basic_auth" not in job(configs, "redis") and job(configs, "redis")["scheme"] == "http"
 
 
+def test_stack_wide_tls_and_basic_auth_cover_the_services_not_the_backend():
+    tls = {"ca_file": "/etc/prometheus/tls/ca.crt"}
+    auth = {"username": "prometheus", "password": SECRET}
+    own = {"name": "redis", "basic_auth": {"username": "redis-scraper", "password_file": "/pw"}}
+    configs = run(jobs=[own, {"name": "haproxy", "group": "node_exporter", "port": 8405}], tls=tls, basic_auth=auth)
+    services = [c for c in configs if c["job_name"] not in ("backend", "haproxy")]
+    assert {c["job_name"] for c in services} >= {"node", "postgres", "redis", "prometheus", "alertmanager"}
+    for config in services:
+        assert config["scheme"] == "https" and config["tls_config"] == tls, config
+        expected = own["basic_auth"] if config["job_name"] == "redis" else auth
+        assert config["basic_auth"] == expected, config
+    for name in ("backend", "haproxy"):  # the application's job and the user's own are theirs
+        assert job(configs, name)["scheme"] == "http" and "tls_config" not in job(configs, name)
+        assert "basic_auth" not in job(configs, name)
+
+
 def test_file_sd_mode(tmp_path):
     sd_dir = str(tmp_path / "file_sd") + "/"
     both = run(file_sd_dir=sd_dir, output="both")
@@ -396,6 +412,8 @@ BAD_INPUTS = [
      r"job 'node': basic_auth: 1 unknown option\(s\), not shown .*\(known: password, password_file, username\)"),
     ("basic_auth in the roles' user: password form", {"jobs": [{"name": "node", "basic_auth": {"prometheus": SECRET}}]},
      r"job 'node': basic_auth: 1 unknown option\(s\), not shown"),
+    ("stack-wide tls", {"tls": {"ca": "/x"}}, r"scrape_configs: tls: unknown option 'ca'"),
+    ("stack-wide basic_auth", {"basic_auth": {"prometheus": SECRET}}, r"scrape_configs: basic_auth: 1 unknown option\(s\), not shown"),
     ("duplicate job", {"jobs": [{"name": "node", "port": 1}, {"name": "node", "port": 2}]}, r"job 'node': duplicate job name"),
     ("empty address", {"hostvars": {"web1": {"ansible_host": ""}}}, r"host 'web1': ansible_host: empty address"),
     ("address not str", {"hostvars": {"web1": {"ansible_host": 10}}}, r"host 'web1': ansible_host: the address must be a string"),
