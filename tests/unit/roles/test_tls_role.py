@@ -22,6 +22,7 @@ PLAY = """
         dest: "{{ tls_ca_dir }}/handed.crt"
         mode: "0600"
       delegate_to: localhost
+      when: arq_monitoring_tls_cert is defined
 """
 
 
@@ -32,9 +33,9 @@ def run(tmp_path):
         f"web1 ansible_connection=local ansible_host=10.0.0.21 ansible_python_interpreter={sys.executable}\n")
     ca_dir = tmp_path / "ca"
 
-    def play(**extra):
+    def play(*options, **extra):
         result = subprocess.run(
-            ["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml"),
+            ["ansible-playbook", *options, "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml"),
              "-e", json.dumps({"tls_ca_dir": str(ca_dir), **extra})],
             capture_output=True, text=True, check=False, cwd=ROOT,
             env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
@@ -50,6 +51,8 @@ def certificate(path):
 
 
 def test_ca_and_host_certificate_then_idempotent(run):
+    changed, ca = run("--check")  # a first run in check mode changes nothing and does not fail
+    assert changed > 0 and not ca.exists()
     changed, ca = run()
     assert changed > 0
     assert stat.S_IMODE(ca.stat().st_mode) == 0o700
