@@ -53,6 +53,7 @@ def assert_hardened_service(host, unit, expected):
     overall = re.search(r"Overall exposure level for \S+: (\d+\.\d) (\w+)", run.stdout)
     assert overall, run.stdout + run.stderr
     exposed = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("\u2717")]
+    print("\n%s on %s: systemd-analyze security exposure %s %s" % (unit, host.backend.host, overall.group(1), overall.group(2)))
     assert run.rc == 0 and float(overall.group(1)) <= MAX_EXPOSURE and overall.group(2) in ("PERFECT", "SAFE", "OK"), (
         "%s: exposure %s %s above %s; exposed: %s" % (unit, overall.group(1), overall.group(2), MAX_EXPOSURE, " ".join(exposed)))
 
