@@ -9,11 +9,21 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import converge, curl, recap_changed  # noqa: E402
+from checks import assert_hardened_service, converge, curl, recap_changed  # noqa: E402
 
 API = "http://127.0.0.1:9093/api/v2"
 SINK = "/var/lib/webhook-sink/received.jsonl"
 SINK_HOST = "alertmanager-d12"
+HARDENING = {
+    "ProtectSystem": "strict",
+    "ProtectProc": "invisible",
+    "UMask": "0077",
+    "ReadWritePaths": "/var/lib/alertmanager",
+    # The cluster's gossip picks its advertise address from the interfaces (netlink).
+    "RestrictAddressFamilies": "AF_INET AF_INET6 AF_NETLINK AF_UNIX",
+    "CapabilityBoundingSet": "",
+    "User": "alertmanager",
+}
 
 
 def api(host, path, payload=None):
@@ -31,6 +41,10 @@ def notifications(host, alertname):
 
 def post_alerts(host, *alerts):
     api(host, "/alerts", [{"labels": labels, "annotations": {"summary": "molecule"}} for labels in alerts])
+
+
+def test_enabled_running_and_hardened(host):
+    assert_hardened_service(host, "alertmanager", HARDENING)
 
 
 def test_ready_and_clustered(host):

@@ -9,7 +9,7 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import converge, curl, recap_changed  # noqa: E402
+from checks import assert_hardened_service, converge, curl, recap_changed  # noqa: E402
 
 PASSWORD = "m0lecule #pass; word"
 PLAIN = "grafana-d12"
@@ -17,6 +17,16 @@ TLS = "grafana-d13-tls"
 FRESH = "grafana-d13-fresh"
 DASHBOARDS = ["arq-overview", "arq-node", "arq-postgresql", "arq-redis", "team-latency"]
 DATASOURCES = {"arq-prometheus": "prometheus", "arq-alertmanager": "alertmanager", "arq-loki": "loki"}
+HARDENING = {
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "ProtectProc": "invisible",
+    "UMask": "0077",
+    "MemoryDenyWriteExecute": "yes",
+    "ReadWritePaths": "/var/lib/grafana",
+    "CapabilityBoundingSet": "",
+    "User": "grafana",
+}
 
 
 def base(host):
@@ -38,6 +48,10 @@ def ok(host, path, *args):
 def converged_only(host):
     if host.backend.host == FRESH:
         pytest.skip("the fresh instance is only restored onto (test_backup_then_restore_on_a_fresh_host)")
+
+
+def test_enabled_running_and_hardened(host):
+    assert_hardened_service(host, "grafana", HARDENING)
 
 
 def test_health_reports_the_database_ok(host):

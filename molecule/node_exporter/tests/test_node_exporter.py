@@ -12,6 +12,9 @@ HARDENING = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",
     "ProtectHome": "read-only",
+    # PID 1's mount table stays readable (filesystem collector); a user namespace instead.
+    "ProtectProc": "default",
+    "PrivateUsers": "yes",
     "PrivateTmp": "yes",
     "PrivateDevices": "yes",
     "ProtectKernelTunables": "yes",
@@ -56,3 +59,25 @@ def test_secure_instance_refuses_without_credentials(host):
     assert web.mode == 0o640 and web.group == "node-exporter"
     assert AUTH[1] not in web.content_string
     assert host.file("/etc/node_exporter/tls.key").mode == 0o640
+
+
+def test_host_metrics_through_the_hardening(host):
+    """Filesystem, network, textfile and (where on) systemd metrics, as the host sees them."""
+    probe = "/var/lib/node_exporter/textfile/molecule_probe.prom"
+    host.run("printf 'molecule_probe 42\\n' > %s", probe)
+    try:
+        body = metrics(host)
+    finally:
+        host.run("rm -f %s", probe)
+    assert "\nmolecule_probe 42\n" in body
+    assert re.search(r'^node_network_receive_bytes_total\{device="[^"]+"\} ', body, re.M)
+    if "secure" not in groups(host):  # the secure instance turns every default-off collector off
+        assert re.search(r'^node_systemd_unit_state\{name="node_exporter.service",state="active"[^}]*\} 1$', body, re.M)
+    # Read-only as in PID 1's mount table, not as in the unit's own (ProtectSystem=strict).
+    host_ro = {}
+    for line in host.file("/proc/1/mounts").content_string.splitlines():
+        mountpoint, options = line.split()[1], line.split()[3]
+        host_ro[mountpoint] = float("ro" in options.split(","))
+    reported = dict(re.findall(r'^node_filesystem_readonly\{[^}]*mountpoint="([^"]*)"[^}]*\} (\S+)$', body, re.M))
+    assert reported and all(host_ro[m] == float(v) for m, v in reported.items() if m in host_ro), (reported, host_ro)
+    assert any(float(v) == 0 for v in reported.values())

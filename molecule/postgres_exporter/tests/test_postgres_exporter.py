@@ -12,6 +12,8 @@ HARDENING = {
     "ProtectSystem": "strict",
     "ProtectHome": "yes",
     "PrivateTmp": "yes",
+    "ProtectProc": "invisible",
+    "UMask": "0077",
     "CapabilityBoundingSet": "",
     "User": "postgres-exporter",
 }

@@ -1,10 +1,15 @@
 """prometheus, verified from inside each instance the way a user would check it."""
 import json
+import os
 import re
+import sys
 
 import pytest
 import yaml
 from conftest import curl
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
+from checks import assert_hardened_service  # noqa: E402
 
 SHIPPED_ALERTS = {
     "APIDown", "DatabaseDown", "RedisDown", "HighCPUUsage", "HighMemoryUsage", "HighErrorRate",
@@ -16,6 +21,8 @@ HARDENING = {
     "ProtectSystem": "strict",
     "ProtectHome": "yes",
     "PrivateTmp": "yes",
+    "ProtectProc": "invisible",
+    "UMask": "0077",
     "MemoryDenyWriteExecute": "yes",
     "CapabilityBoundingSet": "",
     "User": "prometheus",
@@ -24,13 +31,7 @@ HARDENING = {
 
 
 def test_service_is_enabled_and_running_hardened(host):
-    service = host.service("prometheus")
-    assert service.is_enabled and service.is_running
-    props = dict(
-        line.split("=", 1)
-        for line in host.check_output("systemctl show prometheus -p " + " -p ".join(HARDENING)).splitlines()
-    )
-    assert props == HARDENING
+    assert_hardened_service(host, "prometheus", HARDENING)
     assert host.check_output("ps -o user= -C prometheus").strip() == "prometheus"
     assert host.file("/var/lib/prometheus").user == "prometheus"
 
