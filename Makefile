@@ -49,7 +49,8 @@ lint: deps
 	ansible-lint --profile production
 	pytest -q -p no:cacheprovider tests/lint
 
-# Unit and packaging tests (the Galaxy tarball, installed and documented). They feed generated configs to the real promtool/amtool from the release mirror.
+# Unit and packaging tests (the Galaxy tarball, installed and documented). They feed generated configs to the real promtool/amtool from the release mirror;
+# with PROMTOOL/AMTOOL set, a missing tool fails those tests instead of skipping them (tests/unit/conftest.py).
 unit: deps
 	tests/harness/setup mirror
 	PROMTOOL=$${ARQ_CACHE:-$$HOME/.cache/arq-monitoring}/bin/promtool \

@@ -11,13 +11,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 TESTS = sorted((ROOT / "tests/rules").glob("*_test.yml"))
-PROMTOOL = os.environ.get("PROMTOOL") or str(Path.home() / ".cache/arq-monitoring/bin/promtool")
 
 
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory):
-    if not os.access(PROMTOOL, os.X_OK):
-        pytest.fail(f"promtool not found at {PROMTOOL}: run tests/harness/setup mirror or set PROMTOOL")
     out = tmp_path_factory.mktemp("rules")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     run = subprocess.run(
@@ -42,16 +39,16 @@ def shipped_alerts(rules_dir):
     }
 
 
-def test_rule_files_pass_promtool_check(rules_dir):
+def test_rule_files_pass_promtool_check(rules_dir, promtool):
     files = sorted(str(p) for p in rules_dir.glob("*.yml") if not p.name.endswith("_test.yml"))
     assert files
-    run = subprocess.run([PROMTOOL, "check", "rules", *files], capture_output=True, text=True)
+    run = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("test", TESTS, ids=lambda p: p.name)
-def test_promtool_rule_unit_tests(rules_dir, test):
-    run = subprocess.run([PROMTOOL, "test", "rules", test.name], cwd=rules_dir, capture_output=True, text=True)
+def test_promtool_rule_unit_tests(rules_dir, test, promtool):
+    run = subprocess.run([promtool, "test", "rules", test.name], cwd=rules_dir, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
