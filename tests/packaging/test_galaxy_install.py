@@ -120,9 +120,10 @@ def test_every_role_documented_from_the_install(installed):
         assert "Options" in ansible_doc(installed, "-t", "role", f"arq.monitoring.{role}")
 
 
-def test_filters_documented_from_the_install(installed):
-    for name in (p.stem for p in (REPO / "plugins/filter").glob("*.py") if not p.stem.startswith("_")):
-        assert "EXAMPLES" in ansible_doc(installed, "-t", "filter", f"arq.monitoring.{name}")
+@pytest.mark.parametrize("kind", ["filter", "module"])
+def test_plugins_documented_from_the_install(installed, kind):
+    for name in (p.stem for p in (REPO / "plugins" / f"{kind}s").glob("*.py") if not p.stem.startswith("_")):
+        assert "EXAMPLES" in ansible_doc(installed, "-t", kind, f"arq.monitoring.{name}")
 
 
 def test_site_playbook_resolves_by_fqcn(installed):

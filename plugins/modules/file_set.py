@@ -1,0 +1,186 @@
+#!/usr/bin/python
+# Copyright: arq.monitoring developers
+# MIT License (see galaxy.yml)
+"""Directories and small files of a service in one round trip (the roles' speed on re-runs)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: file_set
+short_description: Directories and text files of a service, with pruning, in one round trip
+description:
+  - Makes sure directories exist and text files hold the given content, with the given owner,
+    group and mode; removes the other files of directories marked O(files[].exclusive).
+  - One module call replaces a loop of M(ansible.builtin.file), M(ansible.builtin.copy) and
+    M(ansible.builtin.find) tasks, which cost a round trip to the host per item.
+  - A new or changed file is written next to its destination, checked by its O(files[].validate)
+    command and only then moved into place atomically, so a bad file never replaces a good one.
+  - Supports check mode and diff mode.
+version_added: 0.1.0
+author: arq.monitoring developers
+options:
+  directories:
+    description: Directories to create or fix, in order (parents first).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path: {description: Absolute path., type: path, required: true}
+      owner: {description: Owner., type: str, default: root}
+      group: {description: Group., type: str, default: root}
+      mode: {description: Mode in octal, as a string., type: str, default: "0755"}
+  files:
+    description:
+      - Files to write, by directory; the directory must exist or be in O(directories).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      directory: {description: Absolute path of the directory., type: path, required: true}
+      content: {description: "File name => whole content (text).", type: dict, required: true}
+      owner: {description: Owner of the files., type: str, default: root}
+      group: {description: Group of the files., type: str, default: root}
+      mode: {description: Mode of the files in octal, as a string., type: str, default: "0644"}
+      validate:
+        description: Command run on a new or changed file before it replaces the live one;
+          V(%s) is the temporary file's path. A non-zero exit fails the task and shows the
+          command's output.
+        type: str
+      exclusive:
+        description: Remove the directory's other regular files (not recursive).
+        type: bool
+        default: false
+"""
+
+EXAMPLES = r"""
+- name: Rule files, each checked by promtool; files the role no longer manages are removed
+  arq.monitoring.file_set:
+    directories:
+      - {path: /etc/prometheus/rules, group: prometheus, mode: "0750"}
+    files:
+      - directory: /etc/prometheus/rules
+        content:
+          arq.yml: "{{ lookup('ansible.builtin.template', 'rules.yml.j2') }}"
+        group: prometheus
+        mode: "0640"
+        validate: /usr/local/bin/promtool check rules %s
+        exclusive: true
+"""
+
+RETURN = r"""
+changed_paths:
+  description: Directories and files created or changed, and files removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/prometheus/rules/arq.yml]
+removed:
+  description: Files removed because their directory is O(files[].exclusive).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+_ATTRS = {
+    "owner": {"type": "str", "default": "root"},
+    "group": {"type": "str", "default": "root"},
+}
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _attributes(module, path, spec, changed):
+    # SELinux context: kept as it is (a new file has its directory's default).
+    args = {"path": path, "owner": spec["owner"], "group": spec["group"], "mode": spec["mode"],
+            "secontext": [None] * 4, "attributes": None}
+    return module.set_fs_attributes_if_different(args, changed)
+
+
+def _write(module, spec, new):
+    directory = os.path.dirname(spec["path"])
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".file_set.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(new)
+        if spec.get("validate"):
+            rc, out, err = module.run_command(spec["validate"] % tmp)
+            if rc != 0:
+                module.fail_json(msg=f"{spec['path']}: {spec['validate'] % tmp} failed (rc {rc}): {(out + err).strip()}")
+        # Owner and mode are set before the file goes live: it is never readable by others.
+        _attributes(module, tmp, spec, False)
+        os.replace(tmp, spec["path"])
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "directories": {"type": "list", "elements": "dict", "default": [], "options": {
+                "path": {"type": "path", "required": True}, **_ATTRS, "mode": {"type": "str", "default": "0755"}}},
+            "files": {"type": "list", "elements": "dict", "default": [], "options": {
+                "directory": {"type": "path", "required": True}, "content": {"type": "dict", "required": True},
+                **_ATTRS, "mode": {"type": "str", "default": "0644"}, "validate": {"type": "str"},
+                "exclusive": {"type": "bool", "default": False}}},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    changed_paths, removed, diffs = [], [], []
+
+    # set_fs_attributes_if_different reports without changing in check mode.
+    for spec in params["directories"]:
+        path = spec["path"]
+        if not os.path.isdir(path):
+            if not module.check_mode:
+                os.mkdir(path)
+                _attributes(module, path, spec, False)
+            changed_paths.append(path)
+        elif _attributes(module, path, spec, False):
+            changed_paths.append(path)
+
+    for group in params["files"]:
+        bad = [name for name in group["content"] if not name or os.sep in name or name in (".", "..")]
+        if bad:
+            module.fail_json(msg=f"{group['directory']}: content keys must be file names, not {', '.join(bad)}")
+        for name, text in sorted(group["content"].items()):
+            path, new = os.path.join(group["directory"], name), str(text).encode()
+            old = _read(path)
+            spec = dict(group, path=path)
+            if old != new:
+                diffs.append({"before_header": path, "after_header": path,
+                              "before": (old or b"").decode(errors="replace"), "after": new.decode()})
+                if not module.check_mode:
+                    _write(module, spec, new)
+                changed_paths.append(path)
+            elif _attributes(module, path, spec, False):
+                changed_paths.append(path)
+        if group["exclusive"] and os.path.isdir(group["directory"]):
+            for name in sorted(set(os.listdir(group["directory"])) - set(group["content"])):
+                path = os.path.join(group["directory"], name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    if not module.check_mode:
+                        os.unlink(path)
+                    removed.append(path)
+    changed_paths.extend(removed)
+
+    result = {"changed": bool(changed_paths), "changed_paths": changed_paths, "removed": removed}
+    if module._diff and diffs:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
