@@ -63,23 +63,42 @@ def test_typo_sections_and_keys_are_refused_by_name():
     ]
 
 
-def test_the_role_refuses_a_typo_before_it_changes_anything(tmp_path):
-    """The whole path: include_vars, the filter, preflight's assert, the message the user reads."""
-    (tmp_path / "hosts").write_text(f"grafana1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
-        "hosts": "grafana1", "gather_facts": False, "roles": [{"role": "arq.monitoring.grafana"}],
-        "vars": {"grafana_admin_password": "not-admin", "grafana_dashboards_dir": "",
-                 "grafana_ini": {**REAL_SETTINGS, "auth.githib": {"enabled": True},
-                                 "auth.github": {"client_secert": "x"}}}}]))
-    result = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
+def refused(tmp_path, role, variables, facts=None):
+    """Run a role on this machine (local connection) expecting its preflight to stop it before any
+    change; the whitespace-folded output (the YAML callback folds long messages)."""
+    (tmp_path / "hosts").write_text(f"host1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "host1", "gather_facts": False, "vars": variables,
+                                                        "roles": [{"role": role}]}]))
+    extra = ["-e", json.dumps({"ansible_facts": facts})] if facts else []  # stands for another kind of host
+    result = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml"), *extra],
                             capture_output=True, text=True, check=False, cwd=ROOT,
                             env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
-    assert result.returncode != 0
-    words = " ".join(result.stdout.split())  # the YAML callback folds long messages
+    recap = result.stdout.split("PLAY RECAP")[-1]
+    assert result.returncode != 0 and "changed=0" in recap and "failed=1" in recap, result.stdout[-3000:]
+    return " ".join(result.stdout.split())
+
+
+def test_the_role_refuses_a_typo_before_it_changes_anything(tmp_path):
+    """The whole path: include_vars, the filter, preflight's assert, the message the user reads."""
+    words = refused(tmp_path, "arq.monitoring.grafana", {
+        "grafana_admin_password": "not-admin",
+        "grafana_ini": {**REAL_SETTINGS, "auth.githib": {"enabled": True}, "auth.github": {"client_secert": "x"}}})
     assert "msg: 'grafana: grafana_ini: [auth.githib] is not a section Grafana knows; " \
            "grafana_ini.auth.github.client_secert is not a key Grafana knows in [auth.github]'" in words
-    recap = result.stdout.split("PLAY RECAP")[-1]
-    assert "changed=0" in recap and "failed=1" in recap
+
+
+HOST = {"os_family": "Suse", "architecture": "x86_64", "pkg_mgr": "zypper"}
+
+
+@pytest.mark.parametrize("role, variables, message", [
+    ("arq.monitoring.grafana", {"grafana_admin_password": "not-admin", "grafana_install_method": "package"},
+     "grafana_install_method: the package method needs apt or dnf (this host has zypper)"),
+    ("arq.monitoring.node_exporter", {"node_exporter_install_method": "package"},
+     "node_exporter_install_method: the package method needs apt (this host has dnf)"),
+], ids=["grafana: apt or dnf", "exporters: apt only"])
+def test_the_package_method_needs_a_package_manager_the_role_supports(tmp_path, role, variables, message):
+    facts = HOST if role.endswith("grafana") else {**HOST, "os_family": "RedHat", "pkg_mgr": "dnf"}
+    assert message in refused(tmp_path, role, variables, facts)
 
 
 def test_secure_defaults():
