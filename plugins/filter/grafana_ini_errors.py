@@ -15,7 +15,7 @@ version_added: 0.1.0
 short_description: List grafana.ini sections and keys Grafana does not know
 description:
   - 'Checks C({section: {key: value}}) against the sections and keys of Grafana
-    C(conf/defaults.ini) (the grafana role ships a trimmed list of them) and returns one message
+    C(conf/defaults.ini) (the grafana role ships the full list of them) and returns one message
     per unknown section or key; Grafana itself ignores them silently, so a typo such as
     C(reporting_enable) would leave a setting at its default.'
   - A section whose known keys include C(*) accepts any key (C(feature_toggles)).

@@ -135,6 +135,36 @@ def test_removed_datasource_and_dashboard_are_deleted_then_come_back(host):
     assert "arq-redis" in {d["uid"] for d in ok(host, "/api/search")}
 
 
+def started(host):
+    """What a restart would change: the main PID and when the unit last became active."""
+    return host.check_output("systemctl show grafana -p MainPID -p ActiveEnterTimestamp")
+
+
+def test_provisioning_change_is_reloaded_without_a_restart(host):
+    if host.backend.host != PLAIN:
+        pytest.skip("checked once, on " + PLAIN)
+    before = started(host)
+    version = ok(host, "/api/dashboards/uid/team-latency")["dashboard"]["version"]
+    with tempfile.TemporaryDirectory() as dashboards:
+        with open(os.path.join(dashboards, "team-latency.json"), "w") as fh:
+            json.dump({"uid": "team-latency", "title": "Team latency v2", "panels": [], "schemaVersion": 39}, fh)
+        rc, out = converge(PLAIN, {"grafana_admin_password": PASSWORD, "grafana_dashboards_dir": dashboards,
+                                   "grafana_prometheus_url": "http://prometheus2.example.internal:9090"})
+    assert rc == 0, out[-3000:]
+    assert recap_changed(out) > 0
+    # Visible over the API at once (the stand-in does not poll files: only the reload API applies them) ...
+    assert ok(host, "/api/datasources/uid/arq-prometheus")["url"] == "http://prometheus2.example.internal:9090"
+    changed = ok(host, "/api/dashboards/uid/team-latency")["dashboard"]
+    assert changed["title"] == "Team latency v2" and changed["version"] == version + 1
+    # ... and Grafana was not restarted for it.
+    assert started(host) == before
+    rc, out = converge(PLAIN, {"grafana_admin_password": PASSWORD})
+    assert rc == 0, out[-3000:]
+    assert ok(host, "/api/datasources/uid/arq-prometheus")["url"] == "http://prometheus.example.internal:9090"
+    assert ok(host, "/api/dashboards/uid/team-latency")["dashboard"]["title"] == "Team latency"
+    assert started(host) == before
+
+
 def test_changed_password_converges(host):
     if host.backend.host != TLS:
         pytest.skip("checked once, on " + TLS)

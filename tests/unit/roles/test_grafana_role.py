@@ -1,14 +1,17 @@
 """The grafana role: what it renders by default is known to Grafana; its dashboards are sound."""
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible_collections.arq.monitoring.plugins.filter.grafana_ini_errors import grafana_ini_errors
 
-ROLE = Path(__file__).resolve().parents[3] / "roles" / "grafana"
+ROOT = Path(__file__).resolve().parents[3]
+ROLE = ROOT / "roles" / "grafana"
 KNOWN = yaml.safe_load((ROLE / "vars/known_settings.yml").read_text())["__grafana_known_settings"]
 VARS = yaml.safe_load((ROLE / "vars/main.yml").read_text())
 DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
@@ -19,6 +22,83 @@ SUBSTITUTIONS = [(r"\$__(rate_interval|interval|range)\b", "5m"), (r"\$\{?[A-Za-
 
 def test_every_setting_the_role_renders_is_known():
     assert grafana_ini_errors(VARS["__grafana_ini_managed"], KNOWN) == []
+
+
+def test_known_settings_are_lists_of_distinct_key_names():
+    assert len(KNOWN) > 90
+    for section, keys in KNOWN.items():
+        assert isinstance(keys, list) and len(set(keys)) == len(keys), section
+        assert all(isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_]+|\*", key) for key in keys), section
+        assert keys == ["*"] or "*" not in keys, section
+
+
+# Sections of Grafana's defaults.ini the old hand-trimmed list refused, with keys of each.
+REAL_SETTINGS = {
+    "auth.github": {"enabled": True, "client_id": "arq", "client_secret": "$__file{/etc/grafana/github_secret}",
+                    "scopes": ["user:email", "read:org"], "allowed_organizations": ["arq"], "use_refresh_token": False},
+    "auth.jwt": {"enabled": True, "header_name": "X-JWT-Assertion", "jwk_set_url": "https://idp.example/jwks",
+                 "role_attribute_path": "role"},
+    "auth.google": {"enabled": False, "hosted_domain": "example.com"},
+    "auth.azuread": {"allowed_groups": ["ops"], "use_pkce": True},
+    "auth.okta": {"org_attribute_path": "org", "skip_org_role_sync": True},
+    "aws": {"assume_role_enabled": False, "allowed_auth_providers": ["default"]},
+    "rbac": {"permission_cache": True},
+    "log.frontend": {"enabled": False},
+    "feature_toggles": {"enable": ["publicDashboards"], "anyToggle": True},
+    "server.custom_response_headers": {"X-Served-By": "grafana"},
+    "security": {"csrf_trusted_origins": "sso.example.com"},
+    "instance_name": "grafana1",
+}
+
+
+def test_real_grafana_sections_are_accepted():
+    assert grafana_ini_errors(REAL_SETTINGS, KNOWN) == []
+
+
+def test_typo_sections_and_keys_are_refused_by_name():
+    assert grafana_ini_errors({**REAL_SETTINGS, "auth.githib": {"enabled": True},
+                               "auth.github": {"client_secert": "x", "enabled": True}}, KNOWN) == [
+        "grafana_ini: [auth.githib] is not a section Grafana knows",
+        "grafana_ini.auth.github.client_secert is not a key Grafana knows in [auth.github]",
+    ]
+
+
+def refused(tmp_path, role, variables, facts=None):
+    """Run a role on this machine (local connection) expecting its preflight to stop it before any
+    change; the whitespace-folded output (the YAML callback folds long messages)."""
+    (tmp_path / "hosts").write_text(f"host1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"hosts": "host1", "gather_facts": False, "vars": variables,
+                                                        "roles": [{"role": role}]}]))
+    extra = ["-e", json.dumps({"ansible_facts": facts})] if facts else []  # stands for another kind of host
+    result = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml"), *extra],
+                            capture_output=True, text=True, check=False, cwd=ROOT,
+                            env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    recap = result.stdout.split("PLAY RECAP")[-1]
+    assert result.returncode != 0 and "changed=0" in recap and "failed=1" in recap, result.stdout[-3000:]
+    return " ".join(result.stdout.split())
+
+
+def test_the_role_refuses_a_typo_before_it_changes_anything(tmp_path):
+    """The whole path: include_vars, the filter, preflight's assert, the message the user reads."""
+    words = refused(tmp_path, "arq.monitoring.grafana", {
+        "grafana_admin_password": "not-admin",
+        "grafana_ini": {**REAL_SETTINGS, "auth.githib": {"enabled": True}, "auth.github": {"client_secert": "x"}}})
+    assert "msg: 'grafana: grafana_ini: [auth.githib] is not a section Grafana knows; " \
+           "grafana_ini.auth.github.client_secert is not a key Grafana knows in [auth.github]'" in words
+
+
+HOST = {"os_family": "Suse", "architecture": "x86_64", "pkg_mgr": "zypper"}
+
+
+@pytest.mark.parametrize("role, variables, message", [
+    ("arq.monitoring.grafana", {"grafana_admin_password": "not-admin", "grafana_install_method": "package"},
+     "grafana_install_method: the package method needs apt or dnf (this host has zypper)"),
+    ("arq.monitoring.node_exporter", {"node_exporter_install_method": "package"},
+     "node_exporter_install_method: the package method needs apt (this host has dnf)"),
+], ids=["grafana: apt or dnf", "exporters: apt only"])
+def test_the_package_method_needs_a_package_manager_the_role_supports(tmp_path, role, variables, message):
+    facts = HOST if role.endswith("grafana") else {**HOST, "os_family": "RedHat", "pkg_mgr": "dnf"}
+    assert message in refused(tmp_path, role, variables, facts)
 
 
 def test_secure_defaults():
