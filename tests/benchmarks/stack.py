@@ -51,13 +51,15 @@ def main():
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab")
     first, _ = run(*site)
     again, output = run(*site)
+    load = os.getloadavg()[1]  # other work on the machine slows every task: say how much there was
     changed = sum(int(n) for n in re.findall(r"changed=(\d+)", output.split("PLAY RECAP")[-1]))
     rows = [f"| {play} | {max(hosts.values())} |" for play, hosts in tasks_per_play(output).items()]
     _, filter_table = run(sys.executable, "tests/benchmarks/scrape_configs.py")
     section = "\n".join([
         BEGIN,
         f"Measured {time.strftime('%Y-%m-%d')} by `make benchmark` on {os.cpu_count()} cores "
-        f"(lab: {len(re.findall(r'^lab-', output.split('PLAY RECAP')[-1], re.M))} hosts, Debian 12 and 13 containers).",
+        f"(lab: {len(re.findall(r'^lab-', output.split('PLAY RECAP')[-1], re.M))} hosts, Debian 12 and 13 containers; "
+        f"load average over the last 5 minutes {load:.1f}).",
         "",
         "| run | wall time |",
         "| --- | ---: |",
