@@ -17,12 +17,12 @@ def curl(host, url, *args):
     return cmd.stdout.strip(), host.file("/tmp/body").content_string if cmd.rc == 0 else cmd.stderr
 
 
-def scrape(host, port, auth=None):
-    """The /metrics body of an exporter on the instance: HTTPS with basic auth when auth=(user, password)."""
+def scrape(host, port, auth=None, path="/metrics"):
+    """The /metrics (or `path`) body of an exporter on the instance: HTTPS with basic auth when auth=(user, password)."""
     if auth:
-        status, body = curl(host, f"https://127.0.0.1:{port}/metrics", "-k", "-u", ":".join(auth))
+        status, body = curl(host, f"https://127.0.0.1:{port}{path}", "-k", "-u", ":".join(auth))
     else:
-        status, body = curl(host, f"http://127.0.0.1:{port}/metrics")
+        status, body = curl(host, f"http://127.0.0.1:{port}{path}")
     assert status == "200", body[:300]
     return body
 

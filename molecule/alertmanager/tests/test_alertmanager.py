@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service, converge, curl, recap_changed  # noqa: E402
+from checks import assert_hardened_service, converge, curl, recap_changed, scrape, value  # noqa: E402
 
 API = "http://127.0.0.1:9093/api/v2"
 SINK = "/var/lib/webhook-sink/received.jsonl"
@@ -145,3 +145,59 @@ def test_invalid_template_is_refused_and_the_live_config_keeps_serving(host):
     assert host.file("/etc/alertmanager/templates/arq.tmpl").content_string == template
     assert curl(host, "http://127.0.0.1:9093/-/ready")[0] == "200"
     assert api(host, "/status")["cluster"]["status"] == "ready"
+
+
+def running(host):
+    """Alertmanager's main PID, its start time and its last successful config load."""
+    body = scrape(host, 9093)
+    return {
+        "pid": host.check_output("systemctl show -p MainPID --value alertmanager"),
+        "started": value(body, "process_start_time_seconds"),
+        "reload_ok": value(body, "alertmanager_config_last_reload_successful"),
+        "loaded": value(body, "alertmanager_config_last_reload_success_timestamp_seconds"),
+    }
+
+
+# A route and a Slack receiver whose values hold quotes, "#" and ":", its webhook URL (with a
+# fragment) in a secret file; the rest as converge.yml has it.
+PAGER = 'ops: "night" #2'
+SLACK = {"api_url_file": "/etc/alertmanager/secrets/slack_url", "channel": "#ops",
+         "text": 'He said "down" at 10:30 # not a comment', "title": "alert: 'page'"}
+SLACK_URL = "http://127.0.0.1:5001/slack?team=ops&x=1#frag"
+CHANGED = {
+    "alertmanager_secrets": {"webhook_url": "http://alertmanager-d12:5001/hook?token=s3cret", "slack_url": SLACK_URL},
+    "alertmanager_receivers": [
+        {"name": "default", "webhook_configs": [{"url_file": "/etc/alertmanager/secrets/webhook_url", "send_resolved": False}]},
+        {"name": PAGER, "slack_configs": [SLACK]},
+    ],
+    "alertmanager_route": {"receiver": "default", "group_by": ["alertname", "severity"], "group_wait": "10s",
+                           "group_interval": "10s", "repeat_interval": "1h",
+                           "routes": [{"receiver": PAGER, "matchers": ['severity="page"']}]},
+}
+
+
+def test_config_change_is_applied_by_reload_not_restart(host):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("changed once")
+    before = running(host)
+    try:
+        rc, out = converge(SINK_HOST, CHANGED)
+        assert rc == 0, out[-3000:]
+        after = running(host)
+        assert (after["pid"], after["started"]) == (before["pid"], before["started"]), "restarted, not reloaded"
+        assert after["reload_ok"] == 1 and after["loaded"] > before["loaded"]
+        # What Alertmanager itself parsed (it prints secrets as <secret>): the values exactly.
+        config = yaml.safe_load(api(host, "/status")["config"]["original"])
+        assert config["route"]["routes"][0]["receiver"] == PAGER
+        assert config["route"]["routes"][0]["matchers"] == ['severity="page"']
+        slack = next(r for r in config["receivers"] if r["name"] == PAGER)["slack_configs"][0]
+        assert {k: slack[k] for k in SLACK} == SLACK
+        assert host.file("/etc/alertmanager/secrets/slack_url").content_string == SLACK_URL
+    finally:
+        rc, out = converge(SINK_HOST)
+        assert rc == 0, out[-3000:]
+    restored = running(host)
+    assert (restored["pid"], restored["started"]) == (before["pid"], before["started"])
+    assert restored["reload_ok"] == 1 and restored["loaded"] > after["loaded"]
+    assert "routes" not in yaml.safe_load(api(host, "/status")["config"]["original"])["route"]
+    assert not host.file("/etc/alertmanager/secrets/slack_url").exists

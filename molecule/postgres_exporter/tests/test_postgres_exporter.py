@@ -62,6 +62,19 @@ def test_monitoring_role_is_least_privilege(host):
     assert row == "t|f|f|f|t"
 
 
+def test_tls_to_postgresql(host):
+    """The secure instance reaches PostgreSQL over TLS, verifying the server's certificate and
+    name against the test CA; the server refuses the monitoring role any connection without TLS."""
+    if "secure" not in groups(host):
+        pytest.skip("the peer instance uses the local socket")
+    env = host.check_output("cat %s", ENV_FILE)
+    assert "sslmode=verify-full" in env and "sslrootcert=/etc/postgres_exporter/db-ca.crt" in env
+    assert host.file("/etc/postgres_exporter/db-ca.crt").content_string.startswith("-----BEGIN CERTIFICATE-----")
+    plain = host.run("psql -Xw %s -c 'SELECT 1'", "host=127.0.0.1 dbname=postgres user=metrics sslmode=disable")
+    assert plain.rc != 0 and "no encryption" in plain.stderr, plain.stderr
+    assert value(metrics(host), "pg_up") == 1
+
+
 def test_connection_settings_stay_private(host):
     env = host.file(ENV_FILE)
     assert (env.user, env.group, env.mode) == ("root", "postgres-exporter", 0o640)

@@ -1,6 +1,7 @@
 """Faults injected at verify time: promtool refuses a broken rule or config, the role run fails
-with promtool's message, and the running Prometheus keeps its configuration and its data.
-A new file_sd target arrives without any reload."""
+with promtool's message, and the running Prometheus keeps its configuration and its data; likewise
+a web.yml that promtool check web-config refuses. A new file_sd target arrives without any reload."""
+import json
 import os
 import subprocess
 import time
@@ -11,20 +12,24 @@ import yaml
 
 PLAYBOOK = Path(__file__).resolve().parents[1] / "faults.yml"
 # Each fault costs a role run: inject them on one instance (Debian 13, HTTPS with basic auth,
-# so the role's own reload checks go through web.yml too).
+# so the role's own reload checks go through web.yml too), except where ONLY_ON names another.
 FAULT_HOST = "prometheus-d13"
+PLAIN_HOST = "prometheus-d12"
+ONLY_ON = {"test_rejected_web_config_never_goes_live": PLAIN_HOST}
 
 
 @pytest.fixture(autouse=True)
-def one_instance(host):
-    if host.backend.host != FAULT_HOST:
-        pytest.skip("faults are injected on " + FAULT_HOST)
+def one_instance(request, host):
+    wanted = ONLY_ON.get(request.function.__name__, FAULT_HOST)
+    if host.backend.host != wanted:
+        pytest.skip("injected on " + wanted)
 
 
-def apply(host, fault):
+def apply(host, fault, extra_vars=None):
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     return subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(PLAYBOOK), "--limit", host.backend.host, "-e", "fault=" + fault],
+        ["ansible-playbook", "-i", inventory, str(PLAYBOOK), "--limit", host.backend.host, "-e", "fault=" + fault,
+         "-e", json.dumps(extra_vars or {})],
         capture_output=True, text=True,
     )
 
@@ -68,6 +73,27 @@ def test_rejected_change_keeps_prometheus_serving(host, prom, snapshot, fault, m
     assert status == "200"
     assert snapshot() == before
     assert "BrokenRule" not in before["rules"] and "job_name: broken" not in before["config"]
+
+
+def test_rejected_web_config_never_goes_live(host, prom, snapshot):
+    """Turning HTTPS on with a certificate where the key belongs: promtool check web-config
+    refuses web.yml, the run fails with its message, and Prometheus keeps serving plain HTTP."""
+    cert = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "tls/cert.pem").read_text()
+    before = snapshot()
+    try:
+        run = apply(host, "none", {"prometheus_web_tls_cert": cert, "prometheus_web_tls_key": cert})
+        out = run.stdout + run.stderr
+        assert run.returncode != 0, out
+        assert "failed to validate" in out and "found a certificate rather than a key" in out, out
+        assert not host.file("/etc/prometheus/web.yml").exists
+        assert "--web.config.file" not in host.file("/etc/systemd/system/prometheus.service").content_string
+        assert prom.get("/-/ready")[0] == "200"
+        assert snapshot() == before
+    finally:
+        run = apply(host, "none")
+        assert run.returncode == 0, run.stdout + run.stderr
+    # The certificate and key written before the check are unused, and the good run removes them.
+    assert not host.file("/etc/prometheus/tls.key").exists and not host.file("/etc/prometheus/tls.crt").exists
 
 
 def test_failed_reload_fails_the_run_loudly_and_recovers(host, prom):

@@ -57,6 +57,27 @@ def test_key_and_stream_checks(host):
     assert value(body, "redis_stream_length", 'stream="events:orders"') >= 1
 
 
+def test_tls_to_redis(host):
+    """The plain instance reaches Redis only over TLS: rediss:// on a port that speaks nothing
+    else and wants a client certificate; the exporter checks the server's certificate and name."""
+    if "plain" not in groups(host):
+        pytest.skip("TLS to Redis on the plain instance")
+    assert host.check_output("REDISCLI_AUTH=%s redis-cli CONFIG GET tls-auth-clients", PASSWORDS["plain"]).split() == [
+        "tls-auth-clients", "yes"]
+    unit = host.file("/etc/systemd/system/redis_exporter.service").content_string
+    assert "-redis.addr=rediss://localhost:6380" in unit and "-skip-tls-verification" not in unit
+    for flag in ("-tls-ca-cert-file=", "-tls-client-cert-file=", "-tls-client-key-file="):
+        assert flag + "/etc/redis_exporter/redis-" in unit, flag
+    assert host.file("/etc/redis_exporter/redis-client.key").mode == 0o640
+    assert value(metrics(host), "redis_up") == 1
+    # The exporter's /scrape endpoint dials other addresses with the same TLS settings.
+    for target, up in [("rediss://localhost:6380", 1),   # the role's settings, again
+                       ("redis://localhost:6380", 0),    # no TLS: the TLS port refuses it
+                       ("rediss://127.0.0.1:6380", 0),   # a name the certificate does not carry
+                       ("redis://localhost:6379", 1)]:   # Redis' plain port still answers
+        assert value(scrape(host, 9121, path="/scrape?target=" + target), "redis_up") == up, target
+
+
 def test_secrets_stay_private(host):
     env = host.file(ENV_FILE)
     assert (env.user, env.group, env.mode) == ("root", "redis-exporter", 0o640)
