@@ -20,7 +20,9 @@ version_added: 0.1.0
 author: arq.monitoring developers
 options:
   directories:
-    description: Directories to create or fix, in order (parents first).
+    description:
+      - Directories to create or fix, in order. Missing parents not listed are created
+        root-owned with mode 0755 (less the umask).
     type: list
     elements: dict
     default: []
@@ -145,7 +147,7 @@ def main():
         path = spec["path"]
         if not os.path.isdir(path):
             if not module.check_mode:
-                os.mkdir(path)
+                os.makedirs(path, mode=0o755)
                 _attributes(module, path, spec, False)
             changed_paths.append(path)
         elif _attributes(module, path, spec, False):

@@ -23,7 +23,8 @@ def run(tmp_path, check=False, **args):
 def tree(tmp_path):
     root = tmp_path / "etc"
     return root, {
-        "directories": [{"path": str(root), "mode": "0750"}, {"path": str(root / "rules"), "mode": "0750"}],
+        "directories": [{"path": str(root), "mode": "0750"}, {"path": str(root / "rules"), "mode": "0750"},
+                        {"path": str(tmp_path / "var/lib/x/textfile"), "mode": "0700"}],
         "files": [{"directory": str(root / "rules"), "content": {"a.yml": "a: 1\n", "b.yml": "b: 2\n"},
                    "mode": "0640", "exclusive": True}],
     }
@@ -37,9 +38,11 @@ def test_creates_then_reports_nothing_to_do(tmp_path, tree):
     root, args = tree
     first = run(tmp_path, **args)
     assert first["changed"] and sorted(first["changed_paths"]) == sorted(
-        [str(root), str(root / "rules"), str(root / "rules/a.yml"), str(root / "rules/b.yml")])
+        [str(root), str(root / "rules"), str(tmp_path / "var/lib/x/textfile"), str(root / "rules/a.yml"),
+         str(root / "rules/b.yml")])
     assert (root / "rules/a.yml").read_text() == "a: 1\n"
     assert mode(root) == 0o750 and mode(root / "rules/b.yml") == 0o640
+    assert mode(tmp_path / "var/lib/x/textfile") == 0o700 and mode(tmp_path / "var/lib/x") == 0o755
     assert run(tmp_path, **args)["changed"] is False
 
 
