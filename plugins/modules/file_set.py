@@ -118,7 +118,8 @@ def _write(module, spec, new):
         if spec.get("validate"):
             rc, out, err = module.run_command(spec["validate"] % tmp)
             if rc != 0:
-                module.fail_json(msg=f"{spec['path']}: {spec['validate'] % tmp} failed (rc {rc}): {(out + err).strip()}")
+                module.fail_json(msg=f"{spec['path']} failed to validate ({spec['validate'] % tmp}, rc {rc}): "
+                                     f"{(out + err).strip()}")
         # Owner and mode are set before the file goes live: it is never readable by others.
         _attributes(module, tmp, spec, False)
         os.replace(tmp, spec["path"])

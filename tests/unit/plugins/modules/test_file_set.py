@@ -77,7 +77,7 @@ def test_a_file_failing_validation_never_replaces_the_live_one(tmp_path, tree):
     args["files"][0]["content"]["a.yml"] = "broken\n"
     args["files"][0]["validate"] = "grep -q ': ' %s"
     result = run(tmp_path, **args)
-    assert result.get("failed") and "a.yml" in result["msg"] and "failed (rc 1)" in result["msg"]
+    assert result.get("failed") and "a.yml failed to validate" in result["msg"] and "rc 1" in result["msg"]
     assert (root / "rules/a.yml").read_text() == "a: 1\n"
     assert sorted(p.name for p in (root / "rules").iterdir()) == ["a.yml", "b.yml"]
 
