@@ -19,7 +19,9 @@ BEGIN, END = "<!-- stack benchmark: begin -->", "<!-- stack benchmark: end -->"
 
 
 def run(*args):
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    # profile_tasks stamps each task with the time since the start (for seconds_per_play).
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+           "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
     started = time.monotonic()
     done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -44,16 +46,33 @@ def tasks_per_play(output):
     return counts
 
 
+def seconds_per_play(output):
+    """{play: wall seconds}, from the elapsed time profile_tasks stamps on each task."""
+    starts, play, last = {}, None, 0.0
+    for line in output.splitlines():
+        if line.startswith("PLAY [") and "RECAP" not in line:
+            play = line[6:line.index("]")]
+        stamp = re.search(r"\) +(\d+):(\d+):(\d+\.\d+) \*", line)
+        if stamp:
+            elapsed = int(stamp[1]) * 3600 + int(stamp[2]) * 60 + float(stamp[3])
+            starts.setdefault(play, elapsed)
+            last = elapsed
+    ends = list(starts.values())[1:] + [last]
+    return {play: end - start for (play, start), end in zip(starts.items(), ends)}
+
+
 def main():
     # Arguments pass on to site.yml (make benchmark: where the releases come from, as for make lab).
     site = ["ansible-playbook", "site.yml", "-i", "inventories/lab", *sys.argv[1:]]
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab", "-e", "lab_state=absent")
     run("ansible-playbook", "tests/harness/lab.yml", "-i", "inventories/lab")
-    first, _ = run(*site)
+    first, first_output = run(*site)
     again, output = run(*site)
     load = os.getloadavg()[1]  # other work on the machine slows every task: say how much there was
     changed = sum(int(n) for n in re.findall(r"changed=(\d+)", output.split("PLAY RECAP")[-1]))
-    rows = [f"| {play} | {max(hosts.values())} |" for play, hosts in tasks_per_play(output).items()]
+    first_plays, again_plays = seconds_per_play(first_output), seconds_per_play(output)
+    rows = [f"| {play} | {first_plays.get(play, 0):.1f} s | {again_plays.get(play, 0):.1f} s | {max(hosts.values())} |"
+            for play, hosts in tasks_per_play(output).items()]
     _, filter_table = run(sys.executable, "tests/benchmarks/scrape_configs.py")
     section = "\n".join([
         BEGIN,
@@ -66,10 +85,11 @@ def main():
         f"| first converge of site.yml | {first:.0f} s |",
         f"| idempotent re-run ({changed} changed) | {again:.0f} s ({again / first:.0%} of the first) |",
         "",
-        "Tasks each play runs per host on the re-run (the busiest host):",
+        "Each play (one role each): its wall time in the first converge and in the re-run, and the",
+        "tasks it runs per host on the re-run (the busiest host):",
         "",
-        "| play | tasks |",
-        "| --- | ---: |",
+        "| play | first converge | re-run | tasks on re-run |",
+        "| --- | ---: | ---: | ---: |",
         *rows,
         "",
         "scrape_configs filter (`tests/benchmarks/scrape_configs.py`):",
