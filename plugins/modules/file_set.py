@@ -61,8 +61,7 @@ EXAMPLES = r"""
       - {path: /etc/prometheus/rules, group: prometheus, mode: "0750"}
     files:
       - directory: /etc/prometheus/rules
-        content:
-          arq.yml: "{{ lookup('ansible.builtin.template', 'rules.yml.j2') }}"
+        content: "{{ {'arq.yml': {'groups': rule_groups}} | arq.monitoring.yaml_files('Ansible managed') }}"
         group: prometheus
         mode: "0640"
         validate: /usr/local/bin/promtool check rules %s
@@ -102,11 +101,12 @@ def _read(path):
         return None
 
 
-def _attributes(module, path, spec, changed):
+def _attributes(module, path, spec):
+    """Whether owner, group or mode differed (fixed, or only reported in check mode)."""
     # SELinux context: kept as it is (a new file has its directory's default).
     args = {"path": path, "owner": spec["owner"], "group": spec["group"], "mode": spec["mode"],
             "secontext": [None] * 4, "attributes": None}
-    return module.set_fs_attributes_if_different(args, changed)
+    return module.set_fs_attributes_if_different(args, False)
 
 
 def _write(module, spec, new):
@@ -116,12 +116,12 @@ def _write(module, spec, new):
         with os.fdopen(fd, "wb") as handle:
             handle.write(new)
         if spec.get("validate"):
-            rc, out, err = module.run_command(spec["validate"] % tmp)
+            command = spec["validate"] % tmp
+            rc, out, err = module.run_command(command)
             if rc != 0:
-                module.fail_json(msg=f"{spec['path']} failed to validate ({spec['validate'] % tmp}, rc {rc}): "
-                                     f"{(out + err).strip()}")
+                module.fail_json(msg=f"{spec['path']} failed to validate ({command}, rc {rc}): {(out + err).strip()}")
         # Owner and mode are set before the file goes live: it is never readable by others.
-        _attributes(module, tmp, spec, False)
+        _attributes(module, tmp, spec)
         os.replace(tmp, spec["path"])
     finally:
         if os.path.exists(tmp):
@@ -149,9 +149,9 @@ def main():
         if not os.path.isdir(path):
             if not module.check_mode:
                 os.makedirs(path, mode=0o755)
-                _attributes(module, path, spec, False)
+                _attributes(module, path, spec)
             changed_paths.append(path)
-        elif _attributes(module, path, spec, False):
+        elif _attributes(module, path, spec):
             changed_paths.append(path)
 
     for group in params["files"]:
@@ -168,7 +168,7 @@ def main():
                 if not module.check_mode:
                     _write(module, spec, new)
                 changed_paths.append(path)
-            elif _attributes(module, path, spec, False):
+            elif _attributes(module, path, spec):
                 changed_paths.append(path)
         if group["exclusive"] and os.path.isdir(group["directory"]):
             for name in sorted(set(os.listdir(group["directory"])) - set(group["content"])):
