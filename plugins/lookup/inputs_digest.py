@@ -23,6 +23,11 @@ options:
     type: list
     elements: str
     required: true
+  ignore:
+    description: Variables left out although they match a prefix (switches that do not shape the host).
+    type: list
+    elements: str
+    default: []
   extra:
     description: Values that are not variables of the role but shape what it writes (for example
       the content of files it reads on the controller).
@@ -81,7 +86,8 @@ class LookupModule(LookupBase):
         prefixes = tuple(terms)
         if not prefixes or not all(isinstance(p, str) and p for p in prefixes):
             raise AnsibleError("inputs_digest: give one or more variable name prefixes")
-        names = sorted(name for name in variables if name.startswith(prefixes))
+        ignore = set(self.get_option("ignore"))
+        names = sorted(name for name in variables if name.startswith(prefixes) and name not in ignore)
         facts = self._templar.template(variables.get("ansible_facts", {}))
         inputs = {
             "code": code_digest(),
