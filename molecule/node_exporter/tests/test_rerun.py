@@ -22,6 +22,7 @@ def only_once(host):
 
 def tasks_run(output):
     """Names of the tasks that ran (ok or changed) on the host."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
     blocks = re.findall(r"^TASK \[(.*?)\] \**$(.*?)(?=^TASK \[|^PLAY )", output, re.M | re.S)
     return [name.split(" : ")[-1] for name, body in blocks if re.search(r"^(ok|changed): \[%s\]" % HOST, body, re.M)]
 
