@@ -126,6 +126,9 @@ import urllib.request
 from ansible.module_utils.basic import AnsibleModule
 
 MAX_NAMED = 5
+# What a record holds, checked when it is read back: anything else is not a record of this module.
+LISTS = ("paths", "directories", "users", "groups", "units")
+RECORD = dict({"digest": str, "fragments": dict, "state": dict}, **{key: list for key in LISTS})
 
 
 def entry(path):
@@ -232,6 +235,24 @@ def compare(module, record):
     return differs
 
 
+def load(module, path):
+    """The record at path; None, with a warning if it is there, when there is none this module wrote."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        problem = str(error)
+    else:
+        if (isinstance(record, dict) and all(isinstance(record.get(key), kind) for key, kind in RECORD.items())
+                and all(isinstance(item, str) for key in LISTS for item in record[key])):
+            return record
+        problem = "not a record of this module"
+    module.warn("the record %s is unreadable (%s); the role runs in full" % (path, problem))
+    return None
+
+
 def write(module, path, record):
     """Write the record atomically; True if it changed."""
     text = json.dumps(record, sort_keys=True, indent=1) + "\n"
@@ -291,15 +312,7 @@ def main():
                   "groups": p["groups"], "units": p["units"], "fragments": fragments, "state": state}
         module.exit_json(changed=write(module, path, record), converged=True, differs=[])
 
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except FileNotFoundError:
-        record = None
-    except (OSError, ValueError) as error:
-        module.warn("the record %s is unreadable (%s); the role runs in full" % (path, error))
-        record = None
-    differs = compare(module, record)
+    differs = compare(module, load(module, path))
     module.exit_json(changed=False, converged=not differs, differs=differs, digest=p["digest"])
 
 
