@@ -298,7 +298,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not re.match(r"^[A-Za-z0-9_.@-]+$", p["name"]):
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]+", p["name"]):
         module.fail_json(msg="name must be a plain service name, not %r" % p["name"])
     path = os.path.join(p["state_dir"], p["name"] + ".json")
 
