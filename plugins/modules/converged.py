@@ -185,10 +185,18 @@ def unit_properties(module, units):
         ["systemctl", "show", "--property=Id,ActiveState,UnitFileState,NeedDaemonReload,FragmentPath", "--", *units])
     if rc:
         module.fail_json(msg="systemctl show failed: " + (err or out).strip())
-    found = {}
-    for unit, block in zip(units, out.strip().split("\n\n")):
-        found[unit] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-    return found
+    blocks = out.strip().split("\n\n")
+    if len(blocks) != len(units):
+        module.fail_json(msg="systemctl show gave %d answers for %d units: %s" % (len(blocks), len(units), out))
+    return {unit: dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            for unit, block in zip(units, blocks)}
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer other than 200: never follow it (nor send the credentials on)."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def health_problem(health):
@@ -200,11 +208,14 @@ def health_problem(health):
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as answer:
-            body = answer.read(1 << 20).decode("utf-8", "replace")
+        with opener.open(request, timeout=5) as answer:
+            status, body = answer.status, answer.read(1 << 20).decode("utf-8", "replace")
     except Exception as error:  # any failure to answer means: run the role's tasks
         return "%s does not answer: %s" % (health["url"], error)
+    if status != 200:
+        return "%s answers %s, not 200" % (health["url"], status)
     if health.get("content") and not re.search(health["content"], body):
         return "%s answers without %s" % (health["url"], health["content"])
     return None

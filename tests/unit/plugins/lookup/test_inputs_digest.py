@@ -32,6 +32,10 @@ CASES = {
     "extra_a": ({}, ", extra={'files': ['a']}"),
     "extra_a_again": ({}, ", extra={'files': ['a']}"),
     "extra_b": ({}, ", extra={'files': ['b']}"),
+    # A variable the role may never use, whose template cannot resolve: hashed as its text.
+    "unresolved": ({"node_exporter_unused": "{{ nowhere_defined }}"}, ""),
+    "unresolved_again": ({"node_exporter_unused": "{{ nowhere_defined }}"}, ""),
+    "unresolved_other": ({"node_exporter_unused": "{{ nowhere_defined_either }}"}, ""),
 }
 
 
@@ -117,3 +121,8 @@ def test_extra_changes_the_digest(runs):
 def test_no_prefix_is_a_clear_error(runs, case):
     assert runs[0]["digest_" + case] is None
     assert "inputs_digest: give one or more variable name prefixes" in runs[0]["error_" + case]
+
+
+def test_a_variable_that_cannot_resolve_counts_as_its_text(runs):
+    digests = [runs[0]["digest_" + name] for name in ("base", "unresolved", "unresolved_again", "unresolved_other")]
+    assert digests[1] == digests[2] and len(set(digests)) == 3

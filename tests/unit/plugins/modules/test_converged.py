@@ -236,7 +236,14 @@ def http_server():
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            if self.path != "/metrics":
+            if self.path in ("/moved", "/empty"):
+                moved = self.path == "/moved"
+                self.send_response(302 if moved else 204)
+                if moved:
+                    self.send_header("Location", "/metrics")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path != "/metrics":
                 self.send_error(404)
             elif self.headers.get("Authorization") != "Basic " + token:
                 self.send_response(401)
@@ -400,3 +407,11 @@ def test_systemctl_failing_fails_the_module(tmp_path, systemctl):
     systemctl.set()  # the stub knows no unit: it fails
     result, _ = run(tmp_path, env=systemctl.env, record=True, units=["svc.service"])
     assert result.get("failed") and "systemctl show failed" in result["msg"]
+
+
+@pytest.mark.parametrize("path, status", [("/moved", 302), ("/empty", 204)])
+def test_health_answering_other_than_200_is_not_converged(tmp_path, http_server, path, status):
+    # Not followed: a redirect is not the service answering (and would carry the credentials on).
+    url = http_server.replace("/metrics", path)
+    result = health_run(tmp_path, url=url, user="prom", password=PASSWORD)
+    assert result["converged"] is False and url in result["differs"][0] and str(status) in result["differs"][0]
