@@ -70,7 +70,8 @@ def code_digest():
         for top in ("roles", "plugins"):
             for root, dirs, files in os.walk(os.path.join(COLLECTION, top)):
                 dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-                for name in sorted(files):
+                # Documentation does not shape what a role does.
+                for name in sorted(f for f in files if not f.endswith(".md")):
                     path = os.path.join(root, name)
                     digest.update(os.path.relpath(path, COLLECTION).encode() + b"\0")
                     with open(path, "rb") as handle:
@@ -80,6 +81,13 @@ def code_digest():
 
 
 class LookupModule(LookupBase):
+    def resolve(self, value):
+        """The variable's value; one that cannot be resolved (a role may never use it) counts as its text."""
+        try:
+            return self._templar.template(value)
+        except Exception as error:
+            return ["unresolved", str(value), type(error).__name__]
+
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
@@ -91,7 +99,7 @@ class LookupModule(LookupBase):
         facts = self._templar.template(variables.get("ansible_facts", {}))
         inputs = {
             "code": code_digest(),
-            "vars": {name: self._templar.template(variables[name]) for name in names},
+            "vars": {name: self.resolve(variables[name]) for name in names},
             "facts": {name: facts.get(name) for name in FACTS},
             "host": [variables.get("inventory_hostname"), self._templar.template(variables.get("ansible_host"))],
             "extra": self.get_option("extra"),

@@ -126,6 +126,9 @@ import urllib.request
 from ansible.module_utils.basic import AnsibleModule
 
 MAX_NAMED = 5
+# What a record holds, checked when it is read back: anything else is not a record of this module.
+LISTS = ("paths", "directories", "users", "groups", "units")
+RECORD = dict({"digest": str, "fragments": dict, "state": dict}, **{key: list for key in LISTS})
 
 
 def entry(path):
@@ -182,10 +185,18 @@ def unit_properties(module, units):
         ["systemctl", "show", "--property=Id,ActiveState,UnitFileState,NeedDaemonReload,FragmentPath", "--", *units])
     if rc:
         module.fail_json(msg="systemctl show failed: " + (err or out).strip())
-    found = {}
-    for unit, block in zip(units, out.strip().split("\n\n")):
-        found[unit] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-    return found
+    blocks = out.strip().split("\n\n")
+    if len(blocks) != len(units):
+        module.fail_json(msg="systemctl show gave %d answers for %d units: %s" % (len(blocks), len(units), out))
+    return {unit: dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            for unit, block in zip(units, blocks)}
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer other than 200: never follow it (nor send the credentials on)."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def health_problem(health):
@@ -197,11 +208,14 @@ def health_problem(health):
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as answer:
-            body = answer.read(1 << 20).decode("utf-8", "replace")
+        with opener.open(request, timeout=5) as answer:
+            status, body = answer.status, answer.read(1 << 20).decode("utf-8", "replace")
     except Exception as error:  # any failure to answer means: run the role's tasks
         return "%s does not answer: %s" % (health["url"], error)
+    if status != 200:
+        return "%s answers %s, not 200" % (health["url"], status)
     if health.get("content") and not re.search(health["content"], body):
         return "%s answers without %s" % (health["url"], health["content"])
     return None
@@ -230,6 +244,24 @@ def compare(module, record):
         problem = health_problem(p["health"])
         differs += [problem] if problem else []
     return differs
+
+
+def load(module, path):
+    """The record at path; None, with a warning if it is there, when there is none this module wrote."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        problem = str(error)
+    else:
+        if (isinstance(record, dict) and all(isinstance(record.get(key), kind) for key, kind in RECORD.items())
+                and all(isinstance(item, str) for key in LISTS for item in record[key])):
+            return record
+        problem = "not a record of this module"
+    module.warn("the record %s is unreadable (%s); the role runs in full" % (path, problem))
+    return None
 
 
 def write(module, path, record):
@@ -277,7 +309,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not re.match(r"^[A-Za-z0-9_.@-]+$", p["name"]):
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]+", p["name"]):
         module.fail_json(msg="name must be a plain service name, not %r" % p["name"])
     path = os.path.join(p["state_dir"], p["name"] + ".json")
 
@@ -291,15 +323,7 @@ def main():
                   "groups": p["groups"], "units": p["units"], "fragments": fragments, "state": state}
         module.exit_json(changed=write(module, path, record), converged=True, differs=[])
 
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except FileNotFoundError:
-        record = None
-    except (OSError, ValueError) as error:
-        module.warn("the record %s is unreadable (%s); the role runs in full" % (path, error))
-        record = None
-    differs = compare(module, record)
+    differs = compare(module, load(module, path))
     module.exit_json(changed=False, converged=not differs, differs=differs, digest=p["digest"])
 
 
