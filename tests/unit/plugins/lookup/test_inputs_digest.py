@@ -32,6 +32,8 @@ CASES = {
     "extra_a": ({}, ", extra={'files': ['a']}"),
     "extra_a_again": ({}, ", extra={'files': ['a']}"),
     "extra_b": ({}, ", extra={'files': ['b']}"),
+    "switch_ignored": ({"arq_monitoring_skip_converged": False}, ", ignore=['arq_monitoring_skip_converged']"),
+    "switch_counted": ({"arq_monitoring_skip_converged": False}, ""),
     # A variable the role may never use, whose template cannot resolve: hashed as its text.
     "unresolved": ({"node_exporter_unused": "{{ nowhere_defined }}"}, ""),
     "unresolved_again": ({"node_exporter_unused": "{{ nowhere_defined }}"}, ""),
@@ -126,3 +128,7 @@ def test_no_prefix_is_a_clear_error(runs, case):
 def test_a_variable_that_cannot_resolve_counts_as_its_text(runs):
     digests = [runs[0]["digest_" + name] for name in ("base", "unresolved", "unresolved_again", "unresolved_other")]
     assert digests[1] == digests[2] and len(set(digests)) == 3
+
+
+def test_ignored_variables_do_not_matter(runs):
+    assert runs[0]["digest_switch_ignored"] == runs[0]["digest_base"] != runs[0]["digest_switch_counted"]
