@@ -177,6 +177,13 @@ def accounts(users, groups):
     return found
 
 
+def snapshot(paths, directories, users, groups):
+    """What a record holds of the host and a comparison reads again: the same function for both."""
+    found = fingerprint(paths, directories)
+    found.update(accounts(users, groups))
+    return found
+
+
 def unit_properties(module, units):
     """{unit: {property: value}} from one systemctl call."""
     if not units:
@@ -227,8 +234,7 @@ def compare(module, record):
         return ["no record of a complete run"]
     if record.get("digest") != p["digest"]:
         return ["the settings or the collection changed"]
-    now = fingerprint(record["paths"], record["directories"])
-    now.update(accounts(record["users"], record["groups"]))
+    now = snapshot(record["paths"], record["directories"], record["users"], record["groups"])
     changed = [path for path in sorted(set(now) | set(record["state"])) if now.get(path) != record["state"].get(path)]
     differs = ["%s changed" % path for path in changed[:MAX_NAMED]]
     if len(changed) > MAX_NAMED:
@@ -317,8 +323,7 @@ def main():
         fragments = {unit: props.get("FragmentPath") for unit, props in unit_properties(module, p["units"]).items()}
         # The unit files count as managed files too, wherever systemd loads them from.
         paths = sorted(set(p["paths"]) | {fragment for fragment in fragments.values() if fragment})
-        state = fingerprint(paths, p["directories"])
-        state.update(accounts(p["users"], p["groups"]))
+        state = snapshot(paths, p["directories"], p["users"], p["groups"])
         record = {"digest": p["digest"], "paths": paths, "directories": p["directories"], "users": p["users"],
                   "groups": p["groups"], "units": p["units"], "fragments": fragments, "state": state}
         module.exit_json(changed=write(module, path, record), converged=True, differs=[])
