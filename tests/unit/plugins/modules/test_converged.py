@@ -415,3 +415,11 @@ def test_health_answering_other_than_200_is_not_converged(tmp_path, http_server,
     url = http_server.replace("/metrics", path)
     result = health_run(tmp_path, url=url, user="prom", password=PASSWORD)
     assert result["converged"] is False and url in result["differs"][0] and str(status) in result["differs"][0]
+
+
+def test_compare_false_asks_for_a_full_run_and_still_returns_the_digest(tmp_path, tree):
+    _, args = tree
+    run(tmp_path, record=True, **args)
+    result, _ = run(tmp_path, compare=False)
+    assert result["converged"] is False and result["changed"] is False
+    assert result["differs"] == ["not compared: a full run was asked for"] and result["digest"] == "d1"
