@@ -49,9 +49,30 @@ options:
           command's output.
         type: str
       exclusive:
-        description: Remove the directory's other regular files (not recursive).
+        description:
+          - Remove the directory's other regular files (not recursive); the files of every group
+            of the same directory, in O(files) and O(secrets), are kept.
         type: bool
         default: false
+      keep:
+        description: Write a file only when it is missing (a generated key that must survive re-runs).
+        type: bool
+        default: false
+      notify:
+        description: A word returned in RV(notify) when the group changed (V(restart), V(reload)).
+        type: str
+        default: ""
+  service:
+    description: Name of the service the files belong to, returned as RV(service).
+    type: str
+    default: ""
+  secrets:
+    description:
+      - Files of the same shape as O(files) whose content is secret, written before O(files).
+        Their content never appears in the output or in diffs (the diff names the file only).
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""
@@ -77,6 +98,20 @@ changed_paths:
   sample: [/etc/prometheus/rules/arq.yml]
 removed:
   description: Files removed because their directory is O(files[].exclusive).
+  returned: always
+  type: list
+  elements: str
+service:
+  description: O(service), so a later task can tell this call's result from another service's.
+  returned: always
+  type: str
+created:
+  description: Files that did not exist before (written, or to be written in check mode).
+  returned: always
+  type: list
+  elements: str
+notify:
+  description: The O(files[].notify) words of the groups that changed, sorted, each once.
   returned: always
   type: list
   elements: str
@@ -128,20 +163,28 @@ def _write(module, spec, new):
             os.unlink(tmp)
 
 
+def _group_spec(secret):
+    return {"type": "list", "elements": "dict", "default": [], "options": {
+        "directory": {"type": "path", "required": True},
+        "content": {"type": "dict", "required": True, "no_log": secret},
+        **_ATTRS, "mode": {"type": "str", "default": "0644"}, "validate": {"type": "str"},
+        "exclusive": {"type": "bool", "default": False}, "keep": {"type": "bool", "default": False},
+        "notify": {"type": "str", "default": ""}}}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "directories": {"type": "list", "elements": "dict", "default": [], "options": {
                 "path": {"type": "path", "required": True}, **_ATTRS, "mode": {"type": "str", "default": "0755"}}},
-            "files": {"type": "list", "elements": "dict", "default": [], "options": {
-                "directory": {"type": "path", "required": True}, "content": {"type": "dict", "required": True},
-                **_ATTRS, "mode": {"type": "str", "default": "0644"}, "validate": {"type": "str"},
-                "exclusive": {"type": "bool", "default": False}}},
+            "files": _group_spec(False),
+            "secrets": _group_spec(True),
+            "service": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     params = module.params
-    changed_paths, removed, diffs = [], [], []
+    changed_paths, removed, created, diffs, notify = [], [], [], [], set()
 
     # set_fs_attributes_if_different reports without changing in check mode.
     for spec in params["directories"]:
@@ -154,32 +197,50 @@ def main():
         elif _attributes(module, path, spec):
             changed_paths.append(path)
 
-    for group in params["files"]:
+    groups = [dict(g, secret=True) for g in params["secrets"]] + [dict(g, secret=False) for g in params["files"]]
+    managed = {}
+    for group in groups:
+        managed.setdefault(group["directory"], set()).update(group["content"])
+    for group in groups:
         bad = [name for name in group["content"] if not name or os.sep in name or name in (".", "..")]
         if bad:
             module.fail_json(msg=f"{group['directory']}: content keys must be file names, not {', '.join(bad)}")
+        before = len(changed_paths)
         for name, text in sorted(group["content"].items()):
             path, new = os.path.join(group["directory"], name), str(text).encode()
             old = _read(path)
             spec = dict(group, path=path)
-            if old != new:
-                diffs.append({"before_header": path, "after_header": path,
-                              "before": (old or b"").decode(errors="replace"), "after": new.decode()})
+            if old != new and not (group["keep"] and old is not None):
+                if group["secret"]:
+                    diffs.append({"before_header": path, "after_header": path + " (secret, not shown)",
+                                  "before": "", "after": ""})
+                else:
+                    diffs.append({"before_header": path, "after_header": path,
+                                  "before": (old or b"").decode(errors="replace"), "after": new.decode()})
                 if not module.check_mode:
                     _write(module, spec, new)
                 changed_paths.append(path)
-            elif _attributes(module, path, spec):
+                if old is None:
+                    created.append(path)
+            elif old is not None and _attributes(module, path, spec):
                 changed_paths.append(path)
         if group["exclusive"] and os.path.isdir(group["directory"]):
-            for name in sorted(set(os.listdir(group["directory"])) - set(group["content"])):
+            for name in sorted(set(os.listdir(group["directory"])) - managed[group["directory"]]):
                 path = os.path.join(group["directory"], name)
-                if os.path.isfile(path) and not os.path.islink(path):
+                if os.path.isfile(path) and not os.path.islink(path) and path not in removed:
+                    diffs.append({"before_header": path, "after_header": path + " (removed)",
+                                  "before": "" if group["secret"] else (_read(path) or b"").decode(errors="replace"),
+                                  "after": ""})
                     if not module.check_mode:
                         os.unlink(path)
                     removed.append(path)
-    changed_paths.extend(removed)
+                    changed_paths.append(path)
+        if len(changed_paths) > before and group["notify"]:
+            notify.add(group["notify"])
 
-    result = {"changed": bool(changed_paths), "changed_paths": changed_paths, "removed": removed}
+    result = {"changed": bool(changed_paths), "changed_paths": changed_paths, "removed": removed, "created": created,
+              "service": params["service"],
+              "notify": sorted(notify)}
     if module._diff and diffs:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -1,0 +1,144 @@
+# Copyright: arq.monitoring developers
+# MIT License (see galaxy.yml)
+"""Controller half of arq.monitoring.release: the verified release cache, then one host call."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+MODULE = "arq.monitoring.release"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _default_cache():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "arq.monitoring", "releases")
+
+
+def _fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:  # noqa: S310 (http, https, file)
+            return answer.read()
+    except (OSError, ValueError) as err:
+        raise AnsibleActionFail(f"cannot download {url}: {err}") from err
+
+
+def _expected_sha256(args, archive_url, archive_name):
+    if args.get("checksum"):
+        algorithm, _, value = args["checksum"].partition(":")
+        if algorithm != "sha256" or not HEX64.match(value.lower()):
+            raise AnsibleActionFail(f"checksum must be sha256:<64 hex digits>, not {args['checksum']!r}")
+        return value.lower()
+    if args.get("checksum_suffix"):
+        sums_url = archive_url + args["checksum_suffix"]
+    else:
+        sums_url = args["url"].rstrip("/") + "/sha256sums.txt"
+    for line in to_text(_fetch(sums_url)).splitlines():
+        fields = line.split()
+        if fields and HEX64.match(fields[0].lower()) and (
+                len(fields) == 1 or fields[-1].lstrip("*").split("/")[-1] == archive_name):
+            return fields[0].lower()
+    raise AnsibleActionFail(f"{sums_url} lists no sha256 for {archive_name}")
+
+
+def cached_release(args):
+    """Path of the verified archive and of its unpacked copy in the controller's cache.
+
+    A process lock per archive keeps forks from downloading it twice; a marker written after
+    verification and unpacking tells a complete cache entry from an interrupted one.
+    """
+    cache = args.get("cache") or _default_cache()
+    os.makedirs(cache, mode=0o755, exist_ok=True)
+    name = f"{args['basename']}.linux-{args['arch']}.tar.gz"
+    archive = os.path.join(cache, name)
+    unpacked = archive[: -len(".tar.gz")]
+    marker = unpacked + ".verified"
+    with open(archive + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(marker) and (not args.get("checksum") or
+                                       open(marker).read().strip() == args["checksum"].split(":")[-1].lower()):
+            return archive, unpacked
+        archive_url = args["url"].rstrip("/") + "/" + name
+        expected = _expected_sha256(args, archive_url, name)
+        data = _fetch(archive_url)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise AnsibleActionFail(f"{archive_url}: sha256 {actual} is not the expected {expected}")
+        with tempfile.NamedTemporaryFile(dir=cache, delete=False) as out:
+            out.write(data)
+        os.replace(out.name, archive)
+        shutil.rmtree(unpacked, ignore_errors=True)
+        tmp = tempfile.mkdtemp(dir=cache)
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+            top = os.listdir(tmp)
+            os.replace(os.path.join(tmp, top[0]) if len(top) == 1 else tmp, unpacked)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        with open(marker, "w") as out:
+            out.write(actual + "\n")
+    return archive, unpacked
+
+
+def _sha1(path):
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        module_args = dict(args)
+        try:
+            if args.get("url"):
+                archive, unpacked = cached_release(args)
+                sources = {}
+                for binary in args.get("binaries") or []:
+                    path = os.path.join(unpacked, binary)
+                    if not os.path.isfile(path):
+                        raise AnsibleActionFail(f"{args['basename']} has no binary {binary}")
+                    sources[binary] = path
+                module_args["checksums"] = {name: _sha1(path) for name, path in sources.items()}
+            answer = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+            if answer.get("failed") or self._task.check_mode:
+                return {**result, **answer}
+            if answer.get("outdated") or answer.get("tree_missing"):
+                # Transfer only what differs, then one more call installs it.
+                remote_tmp = self._make_tmp_path()
+                module_args["sources"] = {}
+                for binary in answer.get("outdated", []):
+                    remote = self._connection._shell.join_path(remote_tmp, binary)
+                    self._transfer_file(sources[binary], remote)
+                    module_args["sources"][binary] = remote
+                if answer.get("tree_missing"):
+                    module_args["tree_source"] = self._connection._shell.join_path(remote_tmp, os.path.basename(archive))
+                    self._transfer_file(archive, module_args["tree_source"])
+                self._fixup_perms2([remote_tmp] + list(module_args["sources"].values())
+                                   + ([module_args["tree_source"]] if answer.get("tree_missing") else []))
+                installed = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
+                if installed.get("failed"):
+                    return {**result, **installed}
+                answer["changed_paths"] = sorted(set(answer["changed_paths"]) | set(installed["changed_paths"]))
+            return {**result, **answer}
+        except AnsibleActionFail as err:
+            return {**result, "failed": True, "msg": f"{args.get('name', 'release')}: {err}"}
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
