@@ -122,6 +122,10 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+# What a secret's diff shows instead of its content (the callback prints no diff of two empty texts).
+_SECRET_BEFORE = "(secret content, not shown)\n"
+_SECRET_AFTER = "(new secret content, not shown)\n"
+
 _ATTRS = {
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
@@ -212,8 +216,9 @@ def main():
             spec = dict(group, path=path)
             if old != new and not (group["keep"] and old is not None):
                 if group["secret"]:
+                    # Placeholder lines, so the diff names the file without its content.
                     diffs.append({"before_header": path, "after_header": path + " (secret, not shown)",
-                                  "before": "", "after": ""})
+                                  "before": "" if old is None else _SECRET_BEFORE, "after": _SECRET_AFTER})
                 else:
                     diffs.append({"before_header": path, "after_header": path,
                                   "before": (old or b"").decode(errors="replace"), "after": new.decode()})
@@ -229,7 +234,7 @@ def main():
                 path = os.path.join(group["directory"], name)
                 if os.path.isfile(path) and not os.path.islink(path) and path not in removed:
                     diffs.append({"before_header": path, "after_header": path + " (removed)",
-                                  "before": "" if group["secret"] else (_read(path) or b"").decode(errors="replace"),
+                                  "before": _SECRET_BEFORE if group["secret"] else (_read(path) or b"").decode(errors="replace"),
                                   "after": ""})
                     if not module.check_mode:
                         os.unlink(path)

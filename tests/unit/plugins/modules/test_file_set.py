@@ -88,3 +88,18 @@ def test_file_names_are_names_not_paths(tmp_path, tree):
     result = run(tmp_path, **args)
     assert result.get("failed") and "../escape.yml" in result["msg"]
     assert not (root / "escape.yml").exists()
+
+
+def test_a_secret_diff_names_the_file_and_never_shows_the_content(tmp_path):
+    secrets = tmp_path / "secrets"
+    args = {"directories": [{"path": str(secrets), "mode": "0750"}], "_ansible_diff": True,
+            "secrets": [{"directory": str(secrets), "content": {"key": "s3cret-1\n"}, "mode": "0640", "exclusive": True}]}
+    diffs = run(tmp_path, **args)["diff"]
+    assert [(d["before_header"], d["before"] == "", d["after"] != "") for d in diffs] == [(str(secrets / "key"), True, True)]
+    args["secrets"][0]["content"] = {"key": "s3cret-2\n"}
+    (secrets / "old").write_text("s3cret-0\n")
+    result = run(tmp_path, check=True, **args)
+    # Before and after differ, so Ansible's callback prints each header; no secret in the result.
+    assert [(d["after_header"], d["before"] != d["after"]) for d in result["diff"]] == [
+        (str(secrets / "key") + " (secret, not shown)", True), (str(secrets / "old") + " (removed)", True)]
+    assert "s3cret" not in json.dumps(result)
