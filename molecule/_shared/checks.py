@@ -58,20 +58,29 @@ def assert_hardened_service(host, unit, expected):
         "%s: exposure %s %s above %s; exposed: %s" % (unit, overall.group(1), overall.group(2), MAX_EXPOSURE, " ".join(exposed)))
 
 
-def converge(limit, extra_vars=None):
+def converge(limit, extra_vars=None, *args):
     """Run the scenario's converge.yml on one host with extra vars: (exit code, all output).
 
-    extra_vars is a dict, or YAML text (for values that need !unsafe).
+    extra_vars is a dict, or YAML text (for values that need !unsafe); args go to
+    ansible-playbook as they are (--check, --diff, --tags ...).
     """
     with tempfile.NamedTemporaryFile("w", suffix=".yml") as extra:
         extra.write(extra_vars if isinstance(extra_vars, str) else json.dumps(extra_vars or {}))
         extra.flush()
         run = subprocess.run(
             ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit,
-             "-e", "@" + extra.name, os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
+             "-e", "@" + extra.name, *args, os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
             capture_output=True, text=True, timeout=300, check=False,
         )
     return run.returncode, run.stdout + run.stderr
+
+
+def tasks_run(output, host):
+    """Names of the tasks (and handlers) that ran, ok or changed, on the host."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    blocks = re.findall(r"^(?:TASK|RUNNING HANDLER) \[(.*?)\] \**$(.*?)(?=^TASK \[|^RUNNING HANDLER \[|^PLAY )",
+                        output, re.M | re.S)
+    return [name.split(" : ")[-1] for name, body in blocks if re.search(r"^(ok|changed): \[%s\]" % re.escape(host), body, re.M)]
 
 
 def recap_changed(output):
