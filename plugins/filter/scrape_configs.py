@@ -13,8 +13,9 @@ author: arq.monitoring developers
 description:
   - Turns the inventory (C(groups) and C(hostvars)) into the C(scrape_configs) section of
     C(prometheus.yml) - one job per service, one target per host of the job's inventory groups.
-  - Built-in jobs, each included only when its group exists in the inventory, given as
-    job label - group, port, metrics path.
+  - Built-in jobs, one per service of the collection's catalog (the
+    P(arq.monitoring.services#lookup) lookup), each included only when its group exists in the
+    inventory, given as job label - group, port, metrics path.
     C(alertmanager) - C(alertmanager), 9093, C(/metrics);
     C(backend) - C(backend), 3001, C(/api/v1/metrics);
     C(grafana) - C(grafana), 3000, C(/metrics);
@@ -229,19 +230,22 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
-# Built-in jobs: job name -> group, port, metrics path and the roles' variable prefix.
+from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SERVICES
+
+# A job's host variables are <var_prefix>_web_listen_address and <var_prefix>_web_telemetry_path.
+LISTEN_SUFFIX = "_web_listen_address"
+
+# Built-in jobs, one per service of the catalog: job name -> group, port, metrics path and the
+# roles' variable prefix (the service's listen variable without its suffix).
 BUILTIN_JOBS = {
-    "alertmanager": {"group": "alertmanager", "port": 9093, "var_prefix": "alertmanager"},
-    "backend": {"group": "backend", "port": 3001, "metrics_path": "/api/v1/metrics", "var_prefix": "backend"},
-    "grafana": {"group": "grafana", "port": 3000, "var_prefix": "grafana"},
-    "node": {"group": "node_exporter", "port": 9100, "var_prefix": "node_exporter"},
-    "postgres": {"group": "postgres_exporter", "port": 9187, "var_prefix": "postgres_exporter"},
-    "prometheus": {"group": "prometheus", "port": 9090, "var_prefix": "prometheus"},
-    "redis": {"group": "redis_exporter", "port": 9121, "var_prefix": "redis_exporter"},
+    service["job"]: {"group": service["group"], "port": service["port"], "metrics_path": service["metrics_path"],
+                     "var_prefix": service["listen_var"][:-len(LISTEN_SUFFIX)]}
+    for service in SERVICES.values()
 }
 
-# The jobs of the collection's own services, which the tls and basic_auth options apply to.
-SERVICE_JOBS = frozenset(BUILTIN_JOBS) - {"backend"}
+# The jobs of the collection's own services (a role installs them), which the tls and basic_auth
+# options apply to.
+SERVICE_JOBS = frozenset(service["job"] for service in SERVICES.values() if service["role"])
 
 JOB_OPTIONS = (
     "basic_auth", "enabled", "group", "labels", "metrics_path", "name", "port", "scheme",
@@ -518,7 +522,7 @@ def _targets(job, groups, hosts):
             _fail("group %r" % group, "must be a list of host names")
         names.update(members)
     prefix = job["var_prefix"]
-    listen_var = prefix + "_web_listen_address" if prefix else None
+    listen_var = prefix + LISTEN_SUFFIX if prefix else None
     path_var = prefix + "_web_telemetry_path"
     job_path = job["metrics_path"]
     job_labels = job["labels"]
