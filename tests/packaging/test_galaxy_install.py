@@ -120,10 +120,19 @@ def test_every_role_documented_from_the_install(installed):
         assert "Options" in ansible_doc(installed, "-t", "role", f"arq.monitoring.{role}")
 
 
-@pytest.mark.parametrize("kind", ["filter", "module"])
+@pytest.mark.parametrize("kind", ["filter", "lookup", "module"])
 def test_plugins_documented_from_the_install(installed, kind):
     for name in (p.stem for p in (REPO / "plugins" / f"{kind}s").glob("*.py") if not p.stem.startswith("_")):
         assert "EXAMPLES" in ansible_doc(installed, "-t", kind, f"arq.monitoring.{name}")
+
+
+def test_the_catalog_lookup_runs_from_the_install(installed):
+    """The lookup imports the catalog from plugins/plugin_utils, which must ship with it."""
+    _, env, work = installed
+    run = subprocess.run(["ansible", "localhost", "-m", "ansible.builtin.debug",
+                          "-a", "msg={{ lookup('arq.monitoring.services', 'prometheus').port }}"],
+                         capture_output=True, text=True, env=env, cwd=work)
+    assert run.returncode == 0 and '"msg": 9090' in run.stdout, run.stdout + run.stderr
 
 
 def test_site_playbook_resolves_by_fqcn(installed):
