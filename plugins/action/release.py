@@ -81,8 +81,11 @@ def cached_release(args):
         shutil.rmtree(unpacked, ignore_errors=True)
         tmp = tempfile.mkdtemp(dir=cache)
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
+            try:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(tmp, filter="data")
+            except tarfile.TarError as err:  # an unsafe member (the data filter) or a broken archive
+                raise AnsibleActionFail(f"{archive_url}: cannot unpack: {err}") from err
             top = os.listdir(tmp)
             os.replace(os.path.join(tmp, top[0]) if len(top) == 1 else tmp, unpacked)
         finally:
