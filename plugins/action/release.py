@@ -16,6 +16,7 @@ import urllib.request
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.arq.monitoring.plugins.module_utils.safe_tar import safe_extract
 
 MODULE = "arq.monitoring.release"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -34,12 +35,19 @@ def _fetch(url):
         raise AnsibleActionFail(f"cannot download {url}: {err}") from err
 
 
+def _pinned_sha256(args):
+    """The pinned hash, or "" when the release's checksums decide."""
+    if not args.get("checksum"):
+        return ""
+    algorithm, _, value = args["checksum"].partition(":")
+    if algorithm != "sha256" or not HEX64.match(value.lower()):
+        raise AnsibleActionFail(f"checksum must be sha256:<64 hex digits>, not {args['checksum']!r}")
+    return value.lower()
+
+
 def _expected_sha256(args, archive_url, archive_name):
     if args.get("checksum"):
-        algorithm, _, value = args["checksum"].partition(":")
-        if algorithm != "sha256" or not HEX64.match(value.lower()):
-            raise AnsibleActionFail(f"checksum must be sha256:<64 hex digits>, not {args['checksum']!r}")
-        return value.lower()
+        return _pinned_sha256(args)
     if args.get("checksum_suffix"):
         sums_url = archive_url + args["checksum_suffix"]
     else:
@@ -66,9 +74,11 @@ def cached_release(args):
     marker = unpacked + ".verified"
     with open(archive + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(marker) and (not args.get("checksum") or
-                                       open(marker).read().strip() == args["checksum"].split(":")[-1].lower()):
-            return archive, unpacked
+        pinned = _pinned_sha256(args)
+        if os.path.exists(marker):
+            with open(marker) as handle:
+                if not pinned or handle.read().strip() == pinned:
+                    return archive, unpacked
         archive_url = args["url"].rstrip("/") + "/" + name
         expected = _expected_sha256(args, archive_url, name)
         data = _fetch(archive_url)
@@ -83,7 +93,7 @@ def cached_release(args):
         try:
             try:
                 with tarfile.open(archive) as tar:
-                    tar.extractall(tmp, filter="data")
+                    safe_extract(tar, tmp)
             except tarfile.TarError as err:  # an unsafe member (the data filter) or a broken archive
                 raise AnsibleActionFail(f"{archive_url}: cannot unpack: {err}") from err
             top = os.listdir(tmp)

@@ -128,6 +128,7 @@ import tarfile
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.arq.monitoring.plugins.module_utils.safe_tar import safe_extract
 
 BIN_DIR = "/usr/local/bin"
 
@@ -179,13 +180,10 @@ def _unpack_tree(module, archive, directory, top):
     tmp = tempfile.mkdtemp(dir=directory, prefix=".unpack.")
     try:
         with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # Python without extraction filters: refuse absolute or escaping members.
-                for member in tar.getmembers():
-                    if member.name.startswith("/") or ".." in member.name.split("/"):
-                        module.fail_json(msg=f"{archive}: unsafe member {member.name}")
-                tar.extractall(tmp)
+            try:
+                safe_extract(tar, tmp)
+            except tarfile.TarError as err:
+                module.fail_json(msg=f"{archive}: {err}")
         if not os.path.isdir(os.path.join(tmp, top)):
             module.fail_json(msg=f"the release archive has no top directory {top}")
         for root, dirs, files in os.walk(tmp):
