@@ -1,7 +1,10 @@
 """Alertmanager cluster: routing, silences across peers, delivery to a webhook, safe changes."""
 import json
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -14,6 +17,14 @@ from checks import assert_hardened_service, converge, curl, recap_changed, scrap
 API = "http://127.0.0.1:9093/api/v2"
 SINK = "/var/lib/webhook-sink/received.jsonl"
 SINK_HOST = "alertmanager-d12"
+# The service core's tasks and handlers (roles/_service) that the tests look for in a run's output.
+RELEASE = "Install the release and the system account of alertmanager"
+WRITE = "Write the configuration of alertmanager"
+START = "Start and enable alertmanager"
+HEALTH = "Wait until alertmanager answers"
+RESTART = "Restart alertmanager"
+RELOAD_REQUEST = "Ask over HTTP for a reload of alertmanager"
+RELOAD_WAIT = "Wait for the new configuration to load in alertmanager"
 HARDENING = {
     "ProtectSystem": "strict",
     "ProtectProc": "invisible",
@@ -37,6 +48,32 @@ def notifications(host, alertname):
     sink = host.file(SINK)
     lines = sink.content_string.splitlines() if sink.exists else []
     return [n for n in map(json.loads, lines) if n["groupLabels"].get("alertname") == alertname]
+
+
+def playbook(limit, extra_vars, *args):
+    """converge() with further ansible-playbook arguments (--check, --diff, --tags ...)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as extra:
+        extra.write(json.dumps(extra_vars or {}))
+        extra.flush()
+        run = subprocess.run(
+            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, "-e", "@" + extra.name,
+             *args, os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+    return run.returncode, run.stdout + run.stderr
+
+
+def results(output, host):
+    """{task or handler name: ok, changed, skipping or failed} of the host in a run's output."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    blocks = re.findall(r"^(?:TASK|RUNNING HANDLER) \[(.*?)\][ *]*$(.*?)(?=^TASK \[|^RUNNING HANDLER \[|^PLAY )",
+                        output, re.M | re.S)
+    found = {}
+    for name, body in blocks:
+        match = re.search(r"^(ok|changed|skipping|failed|fatal): \[%s\]" % re.escape(host), body, re.M)
+        if match:
+            found[name.split(" : ")[-1]] = match.group(1)
+    return found
 
 
 def post_alerts(host, *alerts):
@@ -185,6 +222,11 @@ def test_config_change_is_applied_by_reload_not_restart(host):
         assert rc == 0, out[-3000:]
         after = running(host)
         assert (after["pid"], after["started"]) == (before["pid"], before["started"]), "restarted, not reloaded"
+        # Through the core's reload handler: POST /-/reload, then a newer successful load awaited.
+        ran = results(out, SINK_HOST)
+        assert ran.get(RESTART) == "skipping", ran
+        assert ran.get(RELOAD_REQUEST) == "changed", ran
+        assert ran.get(RELOAD_WAIT) == "ok", ran
         assert after["reload_ok"] == 1 and after["loaded"] > before["loaded"]
         # What Alertmanager itself parsed (it prints secrets as <secret>): the values exactly.
         config = yaml.safe_load(api(host, "/status")["config"]["original"])
@@ -201,3 +243,61 @@ def test_config_change_is_applied_by_reload_not_restart(host):
     assert restored["reload_ok"] == 1 and restored["loaded"] > after["loaded"]
     assert "routes" not in yaml.safe_load(api(host, "/status")["config"]["original"])["route"]
     assert not host.file("/etc/alertmanager/secrets/slack_url").exists
+
+
+def test_check_diff_shows_the_change_hides_the_secret_and_changes_nothing(host):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("checked once")
+    before = running(host)
+    config = host.file("/etc/alertmanager/alertmanager.yml").content_string
+    rc, out = playbook(SINK_HOST, CHANGED, "--check", "--diff")
+    assert rc == 0 and recap_changed(out) > 0, out[-3000:]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    # The real tasks ran and the diff tells what a run would change: the new route and receiver,
+    # and the new secret file by name only.
+    assert re.search(r"^\+\s+(- )?receiver: 'ops: \"night\" #2'$", plain, re.M), plain[-3000:]
+    assert re.search(r"^\+\s+slack_configs:$", plain, re.M), plain[-3000:]
+    assert "/etc/alertmanager/secrets/slack_url (secret, not shown)" in plain
+    assert SLACK_URL not in out and "team=ops" not in out
+    ran = results(out, SINK_HOST)
+    assert (ran.get(RELEASE), ran.get(WRITE), ran.get(START), ran.get(HEALTH)) == ("ok", "changed", "ok", "ok"), ran
+    # Nothing changed on the host, nothing reloaded.
+    assert host.file("/etc/alertmanager/alertmanager.yml").content_string == config
+    assert not host.file("/etc/alertmanager/secrets/slack_url").exists
+    assert running(host) == before
+
+
+def test_configure_tag_writes_a_template_and_reloads_without_the_other_phases(host):
+    if host.backend.host != SINK_HOST:
+        pytest.skip("changed once")
+    before = running(host)
+    template = '{{ define "arq.title" }}[{{ .Status }}] {{ .CommonLabels.alertname }} (tagged){{ end }}'
+    templates = write_unsafe_templates({"arq.tmpl": template})
+    try:
+        rc, out = playbook(SINK_HOST, None, "-e", "@" + templates, "--tags", "alertmanager_configure")
+        assert rc == 0, out[-3000:]
+        ran = results(out, SINK_HOST)
+        assert ran.get(WRITE) == "changed", ran
+        assert ran.get(RELOAD_REQUEST) == "changed", ran
+        # The install and run phases are left out.
+        for task in (RELEASE, START, HEALTH):
+            assert task not in ran, ran
+        after = running(host)
+        assert after["pid"] == before["pid"] and after["reload_ok"] == 1 and after["loaded"] > before["loaded"]
+        assert host.file("/etc/alertmanager/templates/arq.tmpl").content_string == template
+    finally:
+        os.unlink(templates)
+        rc, out = converge(SINK_HOST)
+        assert rc == 0, out[-3000:]
+    assert "(tagged)" not in host.file("/etc/alertmanager/templates/arq.tmpl").content_string
+    assert running(host)["pid"] == before["pid"]
+
+
+def write_unsafe_templates(templates):
+    """A vars file setting alertmanager_notification_templates as !unsafe strings (they hold {{ }})."""
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False)
+    with handle:
+        handle.write("alertmanager_notification_templates:\n")
+        for name, text in templates.items():
+            handle.write("  %s: !unsafe %s\n" % (name, json.dumps(text)))
+    return handle.name
