@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -169,16 +170,44 @@ def test_changed_password_converges(host):
     if host.backend.host != TLS:
         pytest.skip("checked once, on " + TLS)
     new = "n3w; #rotated"
-    rc, out = converge(TLS, {"grafana_admin_password": new})
+    before = started(host)
+    # With a data source change: the provisioning reload logs in with the new password.
+    rc, out = converge(TLS, {"grafana_admin_password": new, "grafana_prometheus_url": "http://prometheus2.example.internal:9090"})
     assert rc == 0, out[-3000:]
     assert api(host, "/api/user", "admin", new)[0] == "200"
     assert api(host, "/api/user", "admin", PASSWORD)[0] == "401"
+    status, body = api(host, "/api/datasources/uid/arq-prometheus", "admin", new)
+    assert status == "200" and json.loads(body)["url"] == "http://prometheus2.example.internal:9090", body
+    assert started(host) == before
     assert new not in out
-    rc, again = converge(TLS, {"grafana_admin_password": new})
+    rc, again = converge(TLS, {"grafana_admin_password": new, "grafana_prometheus_url": "http://prometheus2.example.internal:9090"})
     assert rc == 0 and recap_changed(again) == 0, again[-3000:]
     rc, back = converge(TLS, {"grafana_admin_password": PASSWORD})
     assert rc == 0, back[-3000:]
     assert api(host, "/api/user", "admin", PASSWORD)[0] == "200"
+    assert ok(host, "/api/datasources/uid/arq-prometheus")["url"] == "http://prometheus.example.internal:9090"
+    assert started(host) == before
+
+
+def test_password_changed_in_grafana_converges_back(host):
+    """Grafana's database drifts from the inventory (changed in the UI, a restored database): its
+    health check answers 401, and the role resets the password with Grafana's CLI."""
+    if host.backend.host != TLS:
+        pytest.skip("checked once, on " + TLS)
+    home = host.check_output("systemctl show grafana -p WorkingDirectory --value")
+    host.run_expect([0], "setpriv --reuid=grafana --regid=grafana --init-groups %s/bin/grafana cli --homepath=%s "
+                    "--config=/etc/grafana/grafana.ini admin reset-admin-password %s", home, home, "drifted-pass")
+    assert api(host, "/api/user", "admin", PASSWORD)[0] == "401"
+    rc, out = converge(TLS, {"grafana_admin_password": PASSWORD})
+    assert rc == 0, out[-3000:]
+    out = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    # The health check's 401 led to the reset (the only change of the run).
+    reset = re.search(r"Reset the admin password with Grafana's CLI\] \**\n(\S+): \[" + TLS + r"\]", out)
+    assert reset and reset.group(1) == "changed", out[-3000:]
+    assert api(host, "/api/user", "admin", PASSWORD)[0] == "200"
+    assert api(host, "/api/user", "admin", "drifted-pass")[0] == "401"
+    assert recap_changed(out) == 1
+    assert PASSWORD not in out
 
 
 BAD_INPUT = {
