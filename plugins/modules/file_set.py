@@ -176,8 +176,27 @@ def _group_spec(secret):
         "notify": {"type": "str", "default": ""}}}
 
 
+class _Module(AnsibleModule):
+    """Logs its invocation (the host's journal or syslog) without the secrets' contents.
+
+    The invocation log masks no_log values in the text of a list parameter, where a secret that
+    holds a newline (a key, an environment file) appears escaped and is not found: left as it is,
+    every secret of O(secrets) would be written to the host's log in clear.
+    """
+
+    def _log_invocation(self):
+        secrets = self.params.get("secrets")
+        if secrets:
+            self.params["secrets"] = [dict(group, content=dict.fromkeys(group["content"], "NOT_LOGGING_PARAMETER"))
+                                      for group in secrets]
+        try:
+            super()._log_invocation()
+        finally:
+            self.params["secrets"] = secrets
+
+
 def main():
-    module = AnsibleModule(
+    module = _Module(
         argument_spec={
             "directories": {"type": "list", "elements": "dict", "default": [], "options": {
                 "path": {"type": "path", "required": True}, **_ATTRS, "mode": {"type": "str", "default": "0755"}}},

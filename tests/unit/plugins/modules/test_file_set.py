@@ -272,3 +272,24 @@ def test_check_mode_changes_nothing_and_reports_what_a_run_does(tmp_path, servic
     assert done["created"] == [str(etc / "key")] and done["removed"] == [str(etc / "stray.yml")]
     assert done["notify"] == ["reload", "restart"] and done["service"] == "svc"
     assert run(tmp_path, check=True, **args)["changed"] is False
+
+
+def test_the_invocation_log_names_the_secrets_without_their_content(tmp_path, service, monkeypatch, capsys):
+    """The host's journal gets each module's arguments: a secret with newlines (a key, an
+    environment file) must not reach it, though no_log masking misses it in a list's text."""
+    from ansible.module_utils import basic
+    from ansible_collections.arq.monitoring.plugins.modules import file_set
+
+    etc, _, args = service
+    args["secrets"].append({"directory": str(etc), "content": {"svc.env": "#\nPASS=\"%s\"\n" % OLD_SECRET}, "mode": "0640"})
+    logged = []
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
+    monkeypatch.setattr(basic.AnsibleModule, "log", lambda self, msg, log_args=None: logged.append(msg))
+    with pytest.raises(SystemExit):
+        file_set.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["changed"] and (etc / "svc.env").read_text() == "#\nPASS=\"%s\"\n" % OLD_SECRET
+    assert len(logged) == 1 and "'token': 'NOT_LOGGING_PARAMETER'" in logged[0] and "svc.env" in logged[0]
+    assert SECRET not in logged[0] and OLD_SECRET not in logged[0]
+    assert "token_file: token" in logged[0]  # the other files are logged as they were
