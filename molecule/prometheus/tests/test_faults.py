@@ -1,8 +1,10 @@
 """Faults injected at verify time: promtool refuses a broken rule or config, the role run fails
 with promtool's message, and the running Prometheus keeps its configuration and its data; likewise
-a web.yml that promtool check web-config refuses. A new file_sd target arrives without any reload."""
+a web.yml that promtool check web-config refuses. A new file_sd target arrives without any reload;
+under an external URL's path, the role's health and reload checks use the prefix."""
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -150,3 +152,36 @@ def test_changes_apply_without_restart(host, prom):
     assert prom.metric("process_start_time_seconds") == started
     config = yaml.safe_load(prom.api("/api/v1/status/config")["yaml"])
     assert [c["job_name"] for c in config["scrape_configs"]] == ["prometheus", "node"]
+
+
+def test_external_url_path_prefixes_health_and_reload(host, prom):
+    """Behind a proxy path (prometheus_web_external_url with a path) Prometheus serves under that
+    prefix only: the role's health check after the restart and its reload confirmation must use it."""
+    prefixed = type(prom)(host)
+    prefixed.base += "/prom"
+    url = {"prometheus_web_external_url": "https://prometheus.example.internal/prom/"}
+    try:
+        run = apply(host, "none", url)
+        out = run.stdout + run.stderr
+        assert run.returncode == 0, out
+        assert prefixed.get("/-/ready")[0] == "200"
+        assert prom.get("/-/ready")[0] != "200"
+        started = prefixed.metric("process_start_time_seconds")
+        loaded = prefixed.metric("prometheus_config_last_reload_success_timestamp_seconds")
+
+        run = apply(host, "rule_added", url)
+        out = run.stdout + run.stderr
+        assert run.returncode == 0, out
+        # The reload handler's confirmation ran, against the prefixed /metrics.
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+        assert re.search(r"^RUNNING HANDLER \[[^]]*Wait for [^]]*configuration[^]]*prometheus\] \**\n(?:(?!TASK|RUNNING HANDLER).*\n)*?ok: \[%s\]" % host.backend.host,
+                         plain, re.M), out
+        assert prefixed.metric("prometheus_config_last_reload_success_timestamp_seconds") > loaded
+        assert prefixed.metric("process_start_time_seconds") == started
+        rules = {r["name"] for g in prefixed.api("/api/v1/rules")["groups"] for r in g["rules"]}
+        assert "job:up:sum" in rules
+    finally:
+        run = apply(host, "none")
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert prom.get("/-/ready")[0] == "200"
+    assert not host.file("/etc/prometheus/rules/recording.yml").exists
