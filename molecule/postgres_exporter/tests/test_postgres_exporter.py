@@ -92,13 +92,16 @@ def test_secure_instance_refuses_without_credentials(host):
     assert host.service("prometheus-postgres-exporter").is_masked
 
 
-def test_wrong_password_gives_pg_up_0_without_leaking_it(host):
+def test_wrong_password_fails_the_health_check_without_leaking_it(host):
+    """The health check wants pg_up 1: a password the server refuses fails the run, which says
+    why without the password; the exporter serves pg_up 0 and the journal tells the cause."""
     if "secure" not in groups(host):
         pytest.skip("only the secure instance uses a password")
     wrong = "Wr0ng#pass%word"
     try:
         rc, out = converge(SECURE_HOST, '{"postgres_exporter_db_password": "%s", "postgres_exporter_db_create_user": false}' % wrong)
-        assert rc == 0, out[-2000:]
+        assert rc != 0, out[-2000:]
+        assert "postgres_exporter did not answer" in out and "pg_up 1" in out, out[-2000:]
         assert wrong not in out
         assert value(metrics(host), "pg_up") == 0
         assert host.file(ENV_FILE).mode == 0o640
@@ -109,6 +112,23 @@ def test_wrong_password_gives_pg_up_0_without_leaking_it(host):
         rc, out = converge(SECURE_HOST)
         assert rc == 0, out[-2000:]
     assert value(metrics(host), "pg_up") == 1
+
+
+def test_login_role_broken_by_hand_is_repaired(host):
+    """Someone drops the login role (peer instance) or changes its password (secure instance) and
+    cuts the exporter's session: the exporter reports pg_up 0; the next run puts the role back
+    (a change) and does not end before the exporter reports pg_up 1 again."""
+    user = "metrics" if "secure" in groups(host) else "postgres-exporter"
+    break_it = ('ALTER ROLE "%s" PASSWORD \'changed-by-hand\'' if "secure" in groups(host) else 'DROP ROLE "%s"') % user
+    host.check_output(
+        "runuser -u postgres -- psql -Xq -v ON_ERROR_STOP=1 -c %s -c %s",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s'" % user, break_it)
+    assert value(metrics(host), "pg_up") == 0
+    rc, out = converge(host.backend.host)
+    assert rc == 0, out[-2000:]
+    assert recap_changed(out) > 0
+    assert value(metrics(host), "pg_up") == 1
+    test_monitoring_role_is_least_privilege(host)
 
 
 def test_bad_input_fails_in_preflight_before_any_change(host):
