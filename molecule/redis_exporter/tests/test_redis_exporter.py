@@ -98,13 +98,16 @@ def test_secure_instance_refuses_without_credentials(host):
     assert host.service("prometheus-redis-exporter").is_masked
 
 
-def test_wrong_password_gives_redis_up_0_without_leaking_it(host):
+def test_wrong_password_fails_the_health_check_without_leaking_it(host):
+    """The health check wants redis_up 1: a password Redis refuses fails the run, which says why
+    without the password; the exporter serves redis_up 0."""
     if "secure" not in groups(host):
         pytest.skip("run once, on the secure instance")
     wrong = "Wr0ng pass'word $x"
     try:
         rc, out = converge(SECURE_HOST, '{"redis_exporter_redis_password": "%s"}' % wrong)
-        assert rc == 0, out[-2000:]
+        assert rc != 0, out[-2000:]
+        assert "redis_exporter did not answer" in out and "redis_up 1" in out, out[-2000:]
         assert wrong not in out
         assert value(metrics(host), "redis_up") == 0
         assert host.file(ENV_FILE).mode == 0o640
@@ -112,6 +115,22 @@ def test_wrong_password_gives_redis_up_0_without_leaking_it(host):
     finally:
         rc, out = converge(SECURE_HOST)
         assert rc == 0, out[-2000:]
+    assert value(metrics(host), "redis_up") == 1
+
+
+def test_a_tls_file_put_back_restarts_the_exporter(host):
+    """The exporter reads its TLS files at start: one changed by hand (the listener's certificate
+    on the secure instance, the client certificate for Redis on the plain one) is written back
+    and the exporter restarted, and the run ends with redis_up 1."""
+    path = "/etc/redis_exporter/" + ("tls.crt" if "secure" in groups(host) else "redis-client.crt")
+    before = host.file(path).content_string
+    pid = host.check_output("systemctl show -p MainPID --value redis_exporter")
+    host.check_output("echo '# changed by hand' >> %s", path)
+    rc, out = converge(host.backend.host)
+    assert rc == 0, out[-2000:]
+    assert recap_changed(out) > 0
+    assert host.file(path).content_string == before
+    assert host.check_output("systemctl show -p MainPID --value redis_exporter") != pid
     assert value(metrics(host), "redis_up") == 1
 
 
