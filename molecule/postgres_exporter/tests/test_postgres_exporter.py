@@ -1,6 +1,7 @@
 """postgres_exporter against a real PostgreSQL, verified from inside each instance over HTTP."""
 import os
 import sys
+import time
 
 import pytest
 
@@ -92,16 +93,15 @@ def test_secure_instance_refuses_without_credentials(host):
     assert host.service("prometheus-postgres-exporter").is_masked
 
 
-def test_wrong_password_fails_the_health_check_without_leaking_it(host):
-    """The health check wants pg_up 1: a password the server refuses fails the run, which says
-    why without the password; the exporter serves pg_up 0 and the journal tells the cause."""
+def test_wrong_password_shows_as_pg_up_0_without_leaking_it(host):
+    """A password the server refuses does not fail the deployment: the exporter serves pg_up 0
+    (DatabaseDown fires) and its journal tells the cause, never the password."""
     if "secure" not in groups(host):
         pytest.skip("only the secure instance uses a password")
     wrong = "Wr0ng#pass%word"
     try:
         rc, out = converge(SECURE_HOST, '{"postgres_exporter_db_password": "%s", "postgres_exporter_db_create_user": false}' % wrong)
-        assert rc != 0, out[-2000:]
-        assert "postgres_exporter did not answer" in out and "pg_up 1" in out, out[-2000:]
+        assert rc == 0, out[-2000:]
         assert wrong not in out
         assert value(metrics(host), "pg_up") == 0
         assert host.file(ENV_FILE).mode == 0o640
@@ -127,6 +127,10 @@ def test_login_role_broken_by_hand_is_repaired(host):
     rc, out = converge(host.backend.host)
     assert rc == 0, out[-2000:]
     assert recap_changed(out) > 0
+    for _ in range(20):  # the exporter logs in again at its next scrape
+        if value(metrics(host), "pg_up") == 1:
+            break
+        time.sleep(1)
     assert value(metrics(host), "pg_up") == 1
     test_monitoring_role_is_least_privilege(host)
 

@@ -98,16 +98,15 @@ def test_secure_instance_refuses_without_credentials(host):
     assert host.service("prometheus-redis-exporter").is_masked
 
 
-def test_wrong_password_fails_the_health_check_without_leaking_it(host):
-    """The health check wants redis_up 1: a password Redis refuses fails the run, which says why
-    without the password; the exporter serves redis_up 0."""
+def test_wrong_password_shows_as_redis_up_0_without_leaking_it(host):
+    """A password Redis refuses does not fail the deployment: the exporter serves redis_up 0
+    (RedisDown fires), and the password is nowhere in the output, unit, processes or journal."""
     if "secure" not in groups(host):
         pytest.skip("run once, on the secure instance")
     wrong = "Wr0ng pass'word $x"
     try:
         rc, out = converge(SECURE_HOST, '{"redis_exporter_redis_password": "%s"}' % wrong)
-        assert rc != 0, out[-2000:]
-        assert "redis_exporter did not answer" in out and "redis_up 1" in out, out[-2000:]
+        assert rc == 0, out[-2000:]
         assert wrong not in out
         assert value(metrics(host), "redis_up") == 0
         assert host.file(ENV_FILE).mode == 0o640
