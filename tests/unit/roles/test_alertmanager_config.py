@@ -1,4 +1,4 @@
-"""The alertmanager role's alertmanager.yml, rendered through its own template from receivers
+"""The alertmanager role's alertmanager.yml, rendered from the role's own data from receivers
 whose values hold quotes, `#`, `:` and YAML's other special characters: amtool accepts it, reads
 the receiver names exactly, and the file reads back exactly the values given."""
 import os
@@ -17,8 +17,10 @@ PLAY = f"""
   gather_facts: false
   vars_files: ["{ROLE}/defaults/main.yml", "{ROLE}/vars/main.yml"]
   tasks:
-    - ansible.builtin.template:
-        src: "{ROLE}/templates/alertmanager.yml.j2"
+    - ansible.builtin.copy:
+        content: >-
+          {{{{ (__alertmanager_files | selectattr('directory', '==', __alertmanager_config_dir)
+               | first).content['alertmanager.yml'] }}}}
         dest: "{{{{ out }}}}"
         mode: "0600"
 """
