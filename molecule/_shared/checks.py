@@ -75,12 +75,22 @@ def converge(limit, extra_vars=None, *args):
     return run.returncode, run.stdout + run.stderr
 
 
+def task_results(output, host):
+    """{task or handler name: ok, changed, skipping, failed or fatal} of the host in a run's output."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    blocks = re.findall(r"^(?:TASK|RUNNING HANDLER) \[(.*?)\][ *]*$(.*?)(?=^TASK \[|^RUNNING HANDLER \[|^PLAY )",
+                        output, re.M | re.S)
+    found = {}
+    for name, body in blocks:
+        match = re.search(r"^(ok|changed|skipping|failed|fatal): \[%s\]" % re.escape(host), body, re.M)
+        if match:
+            found[name.split(" : ")[-1]] = match.group(1)
+    return found
+
+
 def tasks_run(output, host):
     """Names of the tasks (and handlers) that ran, ok or changed, on the host."""
-    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
-    blocks = re.findall(r"^(?:TASK|RUNNING HANDLER) \[(.*?)\] \**$(.*?)(?=^TASK \[|^RUNNING HANDLER \[|^PLAY )",
-                        output, re.M | re.S)
-    return [name.split(" : ")[-1] for name, body in blocks if re.search(r"^(ok|changed): \[%s\]" % re.escape(host), body, re.M)]
+    return [name for name, status in task_results(output, host).items() if status in ("ok", "changed")]
 
 
 def recap_changed(output):

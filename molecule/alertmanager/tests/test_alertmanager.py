@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service, converge, curl, recap_changed, scrape, value  # noqa: E402
+from checks import assert_hardened_service, converge, curl, recap_changed, scrape, task_results, value  # noqa: E402
 
 API = "http://127.0.0.1:9093/api/v2"
 SINK = "/var/lib/webhook-sink/received.jsonl"
@@ -48,32 +47,6 @@ def notifications(host, alertname):
     sink = host.file(SINK)
     lines = sink.content_string.splitlines() if sink.exists else []
     return [n for n in map(json.loads, lines) if n["groupLabels"].get("alertname") == alertname]
-
-
-def playbook(limit, extra_vars, *args):
-    """converge() with further ansible-playbook arguments (--check, --diff, --tags ...)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yml") as extra:
-        extra.write(json.dumps(extra_vars or {}))
-        extra.flush()
-        run = subprocess.run(
-            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", limit, "-e", "@" + extra.name,
-             *args, os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-    return run.returncode, run.stdout + run.stderr
-
-
-def results(output, host):
-    """{task or handler name: ok, changed, skipping or failed} of the host in a run's output."""
-    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
-    blocks = re.findall(r"^(?:TASK|RUNNING HANDLER) \[(.*?)\][ *]*$(.*?)(?=^TASK \[|^RUNNING HANDLER \[|^PLAY )",
-                        output, re.M | re.S)
-    found = {}
-    for name, body in blocks:
-        match = re.search(r"^(ok|changed|skipping|failed|fatal): \[%s\]" % re.escape(host), body, re.M)
-        if match:
-            found[name.split(" : ")[-1]] = match.group(1)
-    return found
 
 
 def post_alerts(host, *alerts):
@@ -223,7 +196,7 @@ def test_config_change_is_applied_by_reload_not_restart(host):
         after = running(host)
         assert (after["pid"], after["started"]) == (before["pid"], before["started"]), "restarted, not reloaded"
         # Through the core's reload handler: POST /-/reload, then a newer successful load awaited.
-        ran = results(out, SINK_HOST)
+        ran = task_results(out, SINK_HOST)
         assert ran.get(RESTART) == "skipping", ran
         assert ran.get(RELOAD_REQUEST) == "changed", ran
         assert ran.get(RELOAD_WAIT) == "ok", ran
@@ -250,7 +223,7 @@ def test_check_diff_shows_the_change_hides_the_secret_and_changes_nothing(host):
         pytest.skip("checked once")
     before = running(host)
     config = host.file("/etc/alertmanager/alertmanager.yml").content_string
-    rc, out = playbook(SINK_HOST, CHANGED, "--check", "--diff")
+    rc, out = converge(SINK_HOST, CHANGED, "--check", "--diff")
     assert rc == 0 and recap_changed(out) > 0, out[-3000:]
     plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
     # The real tasks ran and the diff tells what a run would change: the new route and receiver,
@@ -259,7 +232,7 @@ def test_check_diff_shows_the_change_hides_the_secret_and_changes_nothing(host):
     assert re.search(r"^\+\s+slack_configs:$", plain, re.M), plain[-3000:]
     assert "/etc/alertmanager/secrets/slack_url (secret, not shown)" in plain
     assert SLACK_URL not in out and "team=ops" not in out
-    ran = results(out, SINK_HOST)
+    ran = task_results(out, SINK_HOST)
     assert (ran.get(RELEASE), ran.get(WRITE), ran.get(START), ran.get(HEALTH)) == ("ok", "changed", "ok", "ok"), ran
     # Nothing changed on the host, nothing reloaded.
     assert host.file("/etc/alertmanager/alertmanager.yml").content_string == config
@@ -274,9 +247,9 @@ def test_configure_tag_writes_a_template_and_reloads_without_the_other_phases(ho
     template = '{{ define "arq.title" }}[{{ .Status }}] {{ .CommonLabels.alertname }} (tagged){{ end }}'
     templates = write_unsafe_templates({"arq.tmpl": template})
     try:
-        rc, out = playbook(SINK_HOST, None, "-e", "@" + templates, "--tags", "alertmanager_configure")
+        rc, out = converge(SINK_HOST, None, "-e", "@" + templates, "--tags", "alertmanager_configure")
         assert rc == 0, out[-3000:]
-        ran = results(out, SINK_HOST)
+        ran = task_results(out, SINK_HOST)
         assert ran.get(WRITE) == "changed", ran
         assert ran.get(RELOAD_REQUEST) == "changed", ran
         # The install and run phases are left out.
