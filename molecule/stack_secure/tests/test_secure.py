@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import curl  # noqa: E402
+from checks import curl, recap_changed, task_results  # noqa: E402
 
 testinfra_hosts = ["ansible://secure-monitoring"]
 
@@ -186,3 +186,19 @@ def test_check_playbook_passes_then_names_a_target_down(host):
     finally:
         db.run_test("systemctl start node_exporter")
     wait_all_up(host, "prometheus:" + users()["prometheus"], since=time.time())
+
+
+def test_tags_select_prometheus_configuration_and_keep_tls(host):
+    """--tags prometheus_configure on the converged secure stack: the TLS facts still reach every
+    role (the tls role runs under any tag), Prometheus' files are checked, nothing else runs and
+    nothing changes."""
+    run = subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, "--tags", "prometheus_configure",
+         os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml"],
+        capture_output=True, text=True, timeout=600, check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and recap_changed(out) == 0, out[-3000:]
+    ran = task_results(out, "secure-monitoring")
+    assert ran.get("Write the configuration of prometheus") == "ok", ran
+    assert not [name for name in ran if name.endswith(("of node_exporter", "of grafana", "of alertmanager"))
+                and name.startswith(("Write", "Install"))], ran
