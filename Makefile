@@ -57,11 +57,9 @@ unit: deps
 	AMTOOL=$${ARQ_CACHE:-$$HOME/.cache/arq-monitoring}/bin/amtool \
 	pytest -q -p no:cacheprovider tests/unit tests/packaging
 
+# Two scenarios at a time (MOLECULE_JOBS), each one's output in .cache/molecule-logs/.
 molecule: harness
-	@for s in $(SCENARIOS); do \
-	  start=$$(date +%s); molecule test -s $$s || exit 1; \
-	  echo "molecule: $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	tests/harness/molecule_all $(SCENARIOS)
 
 test: lint unit molecule
 
