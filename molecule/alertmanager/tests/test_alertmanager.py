@@ -217,6 +217,25 @@ def test_config_change_is_applied_by_reload_not_restart(host):
     assert not host.file("/etc/alertmanager/secrets/slack_url").exists
 
 
+def test_a_stopped_service_gets_the_new_files_by_its_start_not_a_reload(host):
+    """A configuration change for a service that is down: no reload is sent to it (it would fail);
+    the run phase starts it, and it runs the new files."""
+    if host.backend.host != SINK_HOST:
+        pytest.skip("changed once")
+    host.run("systemctl stop alertmanager")
+    try:
+        rc, out = converge(SINK_HOST, CHANGED)
+        assert rc == 0, out[-3000:]
+        ran = task_results(out, SINK_HOST)
+        assert (ran.get(WRITE), ran.get(RELOAD_REQUEST), ran.get(UP)) == ("changed", "skipping", "changed"), ran
+        config = yaml.safe_load(api(host, "/status")["config"]["original"])
+        assert config["route"]["routes"][0]["receiver"] == PAGER
+    finally:
+        rc, out = converge(SINK_HOST)
+        assert rc == 0, out[-3000:]
+    assert "routes" not in yaml.safe_load(api(host, "/status")["config"]["original"])["route"]
+
+
 def test_check_diff_shows_the_change_hides_the_secret_and_changes_nothing(host):
     if host.backend.host != SINK_HOST:
         pytest.skip("checked once")
