@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Find the mistakes in an Alertmanager configuration before it reaches a host."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 DOCUMENTATION = r"""
 name: alertmanager_config_errors
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 version_added: 0.1.0
 short_description: List what is wrong in an Alertmanager configuration
 description:

@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Find the mistakes in the firewall role's allow-list before it reaches a host."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 DOCUMENTATION = r"""
 name: firewall_rules_errors
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 version_added: 0.1.0
 short_description: List what is wrong in a firewall allow-list
 description:

@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Render grafana.ini from data, the way Grafana's ini parser (go-ini) reads it back."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 DOCUMENTATION = r"""
 name: grafana_ini
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 version_added: 0.1.0
 short_description: Render grafana.ini from a mapping of sections
 description:

@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Name the grafana.ini sections and keys Grafana does not know."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 DOCUMENTATION = r"""
 name: grafana_ini_errors
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 version_added: 0.1.0
 short_description: List grafana.ini sections and keys Grafana does not know
 description:

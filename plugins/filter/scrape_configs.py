@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: arq.monitoring contributors
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ name: scrape_configs
 short_description: Prometheus scrape configs from the inventory
 version_added: 0.1.0
 positional: _input, hostvars, jobs
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 description:
   - Turns the inventory (C(groups) and C(hostvars)) into the C(scrape_configs) section of
     C(prometheus.yml) - one job per service, one target per host of the job's inventory groups.

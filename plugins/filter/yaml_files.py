@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """YAML files' text from data, by file name (input for arq.monitoring.file_set)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ansible.plugins.filter.core import comment, to_nice_yaml
 
 DOCUMENTATION = r"""
 name: yaml_files
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 version_added: 0.1.0
 short_description: The text of YAML files from their data, by file name
 description:

@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring contributors
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """The catalog of the stack's services, for plays and templates."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ description:
   - Services C(node_exporter), C(postgres_exporter), C(redis_exporter), C(alertmanager),
     C(prometheus), C(grafana), and C(backend), the application the stack monitors.
 version_added: 0.1.0
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 options:
   _terms:
     description: Names of services; none for the whole catalog.

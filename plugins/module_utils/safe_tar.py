@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Release archives unpacked without letting a member escape (controller and host share it)."""
 
 from __future__ import annotations

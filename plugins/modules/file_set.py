@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Directories and small files of a service in one round trip (the roles' speed on re-runs)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ description:
     command and only then moved into place atomically, so a bad file never replaces a good one.
   - Supports check mode and diff mode.
 version_added: 0.1.0
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 options:
   directories:
     description:
@@ -30,19 +30,19 @@ options:
       path: {description: Absolute path., type: path, required: true}
       owner: {description: Owner., type: str, default: root}
       group: {description: Group., type: str, default: root}
-      mode: {description: Mode in octal, as a string., type: str, default: "0755"}
+      mode: {description: "Mode in octal, as a string.", type: str, default: "0755"}
   files:
     description:
       - Files to write, by directory; the directory must exist or be in O(directories).
     type: list
     elements: dict
     default: []
-    suboptions:
+    suboptions: &group
       directory: {description: Absolute path of the directory., type: path, required: true}
       content: {description: "File name => whole content (text).", type: dict, required: true}
       owner: {description: Owner of the files., type: str, default: root}
       group: {description: Group of the files., type: str, default: root}
-      mode: {description: Mode of the files in octal, as a string., type: str, default: "0644"}
+      mode: {description: "Mode of the files in octal, as a string.", type: str, default: "0644"}
       validate:
         description: Command run on a new or changed file before it replaces the live one;
           V(%s) is the temporary file's path. A non-zero exit fails the task and shows the
@@ -69,10 +69,12 @@ options:
   secrets:
     description:
       - Files of the same shape as O(files) whose content is secret, written before O(files).
-        Their content never appears in the output or in diffs (the diff names the file only).
+        Their content never appears in the output, in diffs (the diff names the file only) or in
+        the host's log of the module's invocation.
     type: list
     elements: dict
     default: []
+    suboptions: *group
 """
 
 EXAMPLES = r"""
@@ -201,7 +203,9 @@ def main():
             "directories": {"type": "list", "elements": "dict", "default": [], "options": {
                 "path": {"type": "path", "required": True}, **_ATTRS, "mode": {"type": "str", "default": "0755"}}},
             "files": _group_spec(False),
-            "secrets": _group_spec(True),
+            # Not no_log as a whole (that would mask owners, modes and paths in every result): the
+            # content of each group is no_log, and _Module keeps it out of the invocation log.
+            "secrets": {**_group_spec(True), "no_log": False},
             "service": {"type": "str", "default": ""},
         },
         supports_check_mode=True,

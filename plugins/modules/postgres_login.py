@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
+# pylint: disable=disallowed-name  # `_` names the values this module discards (no gettext here)
 """A PostgreSQL login role and its memberships through psql: no psycopg2 on the host."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ description:
   - Supports check mode and diff mode. The diff shows the attributes and memberships, and of
     the password only whether it is set.
 version_added: 0.1.0
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 options:
   name:
     description: Name of the login role (at most 63 bytes).

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """A service's system account and release files on the host, in one round trip."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ description:
     round trip.
   - Supports check mode and diff mode (the diff names what would change).
 version_added: 0.1.0
-author: arq.monitoring developers
+author: arq.monitoring developers (@arq-platform)
 options:
   name:
     description: The service the release belongs to (messages, and echoed back as RV(service)).

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
+# pylint: disable=disallowed-name  # `_` names the values this module discards (no gettext here)
 """A systemd service enabled, running and answering over HTTP, in one round trip."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ description:
   - The request goes straight to the URL, never through a proxy; the certificate is not checked
     (the URL is the service's own listener, usually on loopback).
   - Check mode starts and enables nothing, and asks the health URL only of a service already running.
-version_added: 0.2.0
-author: arq.monitoring developers
+version_added: 0.1.0
+author: arq.monitoring developers (@arq-platform)
 options:
   name:
     description: The systemd unit, without C(.service).
@@ -54,8 +55,11 @@ options:
     default: 60
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
+    details: Starts and enables nothing; asks the health URL only of a service already running.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 """
 

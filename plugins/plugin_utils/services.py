@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring contributors
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """The stack's services, in one place (private to the collection's plugins).
 
 SERVICES maps each service's name to plain facts about it:
