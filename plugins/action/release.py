@@ -1,5 +1,5 @@
 # Copyright: arq.monitoring developers
-# MIT License (see galaxy.yml)
+# MIT License (see LICENSE)
 """Controller half of arq.monitoring.release: the verified release cache, then one host call."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import re
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError, open_url
 from ansible.plugins.action import ActionBase
 from ansible_collections.arq.monitoring.plugins.module_utils.safe_tar import safe_extract
 
@@ -29,9 +29,10 @@ def _default_cache():
 
 def _fetch(url):
     try:
-        with urllib.request.urlopen(url, timeout=60) as answer:  # noqa: S310 (http, https, file)
+        # http, https and file URLs; the bytes as served (no Content-Encoding undone): checksums are of those.
+        with open_url(url, timeout=60, decompress=False) as answer:
             return answer.read()
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, UrlConnectionError) as err:
         raise AnsibleActionFail(f"cannot download {url}: {err}") from err
 
 
@@ -39,7 +40,7 @@ def _pinned_sha256(args):
     """The pinned hash, or "" when the release's checksums decide."""
     if not args.get("checksum"):
         return ""
-    algorithm, _, value = args["checksum"].partition(":")
+    algorithm, _colon, value = args["checksum"].partition(":")
     if algorithm != "sha256" or not HEX64.match(value.lower()):
         raise AnsibleActionFail(f"checksum must be sha256:<64 hex digits>, not {args['checksum']!r}")
     return value.lower()
