@@ -78,13 +78,14 @@ def rendered(tmp_path_factory):
         ["ansible-playbook", "-i", "localhost,", str(tmp / "play.yml"), "-e", "@" + str(tmp / "values.yml"),
          "-e", f"out={tmp}/alertmanager.yml", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
         cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")), capture_output=True, text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     return tmp / "alertmanager.yml"
 
 
 def test_amtool_accepts_it(rendered, amtool):
-    run = subprocess.run([amtool, "check-config", str(rendered)], capture_output=True, text=True)
+    run = subprocess.run([amtool, "check-config", str(rendered)], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 receivers" in run.stdout
 
@@ -95,7 +96,7 @@ def test_amtool_accepts_it(rendered, amtool):
 ])
 def test_amtool_reads_the_receiver_names_exactly(rendered, amtool, labels, receiver):
     run = subprocess.run([amtool, "config", "routes", "test", "--config.file", str(rendered),
-                          "--verify.receivers", receiver, *labels], capture_output=True, text=True)
+                          "--verify.receivers", receiver, *labels], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.strip() == receiver
 
@@ -105,4 +106,3 @@ def test_values_read_back_exactly(rendered):
     assert config["receivers"] == GIVEN["alertmanager_receivers"]
     assert config["route"] == GIVEN["alertmanager_route"]
     assert alertmanager_config_errors(config) == []
-

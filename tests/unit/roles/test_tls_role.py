@@ -69,7 +69,7 @@ def test_ca_and_host_certificate_then_idempotent(run):
 
 def test_issued_again_for_new_names_and_before_expiry_only(run):
     run()
-    _, ca = run()
+    _changed, ca = run()
     serial = certificate(ca / "hosts" / "web1.crt").split("serial=")[1]
     run(tls_extra_sans=["DNS:web1.example.net"])
     renamed = certificate(ca / "hosts" / "web1.crt")

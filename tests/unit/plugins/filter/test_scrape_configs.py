@@ -189,7 +189,7 @@ def test_builtin_jobs_for_a_full_inventory():
     for name, (path, addresses) in expected.items():
         config = job(configs, name)
         assert config["metrics_path"] == path and config["scheme"] == "http"
-        assert [a for t, _ in targets(config).values() for a in t] == addresses
+        assert [a for t, _labels in targets(config).values() for a in t] == addresses
     node = targets(job(configs, "node"))
     assert sorted(node) == sorted(GROUPS["node_exporter"])
     assert node["db1"] == (["[2001:db8::10]:9100"], {"env": "prod", "instance": "db1", "role": "db"})
@@ -246,7 +246,7 @@ def test_inventory_hostname_that_is_an_ipv6_address_is_bracketed():
 def test_host_metrics_path_override_uses_the_metrics_path_label():
     hostvars = {"a": {"node_exporter_web_telemetry_path": "/node"}, "b": {"node_exporter_web_telemetry_path": "/metrics"}}
     config = job(run(groups=inventory(node_exporter=["a", "b", "c"]), hostvars=hostvars), "node")
-    labels = {i: l for i, (_, l) in targets(config).items()}
+    labels = {i: l for i, (_addresses, l) in targets(config).items()}
     assert labels == {"a": {"__metrics_path__": "/node", "instance": "a"}, "b": {"instance": "b"}, "c": {"instance": "c"}}
 
 
@@ -743,7 +743,9 @@ PLAYBOOK = """
       ignore_errors: true
     - name: A bad basic_auth holding the vaulted password
       ansible.builtin.set_fact:
-        broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, [{'name': 'node', 'basic_auth': {'username': 'p', 'password': vault_exporter_password, 'password_file': '/p'}}]) }}"
+        broken: >-
+          {{ groups | arq.monitoring.scrape_configs(hostvars, [{'name': 'node', 'basic_auth':
+          {'username': 'p', 'password': vault_exporter_password, 'password_file': '/p'}}]) }}
       register: auth_result
       ignore_errors: true
     - name: An undefined jobs argument

@@ -17,7 +17,7 @@ def raw(tmp_path, check=False, diff=False, **args):
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"_ansible_diff": diff, **args,
                                                              "_ansible_check_mode": check}}))
-    proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, check=False)
     assert proc.stdout, proc.stderr
     return proc.stdout
 
@@ -140,7 +140,7 @@ def snapshot(root):
 
 
 def test_secrets_are_written_first_and_never_shown(tmp_path, service):
-    etc, _, args = service
+    etc, _rules, args = service
     # The configuration's check needs the secret in place: secrets are written before files.
     args["files"][0]["validate"] = f"test -f {etc / 'token'} -a -f %s"
     stdout = raw(tmp_path, diff=True, **args)
@@ -157,7 +157,7 @@ def test_secrets_are_written_first_and_never_shown(tmp_path, service):
 
 def test_a_changed_or_removed_secret_is_not_shown_either(tmp_path, service):
     """The old content is not a module argument, so no_log could not hide it: the module must not show it."""
-    etc, _, args = service
+    etc, _rules, args = service
     args["secrets"][0]["exclusive"] = True
     run(tmp_path, **args)
     (etc / "token").write_text(OLD_SECRET)
@@ -175,7 +175,7 @@ def test_a_changed_or_removed_secret_is_not_shown_either(tmp_path, service):
 
 
 def test_keep_writes_a_missing_file_and_leaves_an_existing_one(tmp_path, service):
-    etc, _, args = service
+    etc, _rules, args = service
     first = run(tmp_path, **args)
     assert (etc / "key").read_text() == "generated-1\n" and str(etc / "key") in first["created"]
     (etc / "key").write_text("generated-by-the-service\n")
@@ -248,7 +248,7 @@ def test_created_lists_the_files_that_did_not_exist(tmp_path, service):
 
 
 def test_service_is_echoed(tmp_path, service):
-    _, _, args = service
+    _etc, _rules, args = service
     assert run(tmp_path, **args)["service"] == "svc"
     assert run(tmp_path, **args)["service"] == "svc"
     del args["service"]
@@ -280,7 +280,7 @@ def test_the_invocation_log_names_the_secrets_without_their_content(tmp_path, se
     from ansible.module_utils import basic
     from ansible_collections.arq.monitoring.plugins.modules import file_set
 
-    etc, _, args = service
+    etc, _rules, args = service
     args["secrets"].append({"directory": str(etc), "content": {"svc.env": "#\nPASS=\"%s\"\n" % OLD_SECRET}, "mode": "0640"})
     logged = []
     monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())

@@ -34,7 +34,7 @@ def rfc5802_verifier(password, salt, iterations):
     key = password.encode()
     block = hmac.new(key, salt + b"\x00\x00\x00\x01", hashlib.sha256).digest()
     salted = block
-    for _ in range(iterations - 1):
+    for _round in range(iterations - 1):
         block = hmac.new(key, block, hashlib.sha256).digest()
         salted = bytes(a ^ b for a, b in zip(salted, block))
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
@@ -160,7 +160,7 @@ def test_plan_create_with_password_and_grant():
 
 
 def test_plan_create_without_password():
-    actions, statements, _ = pl.plan(ABSENT, "postgres-exporter")
+    actions, statements, _diff = pl.plan(ABSENT, "postgres-exporter")
     assert actions == ["create role", "grant pg_monitor"]
     assert statements == ['CREATE ROLE "postgres-exporter" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE',
                           'GRANT "pg_monitor" TO "postgres-exporter"']
@@ -186,7 +186,7 @@ def test_plan_new_password_and_missing_grant_keep_other_memberships():
 
 
 def test_plan_null_password_is_set_and_md5_is_replaced_by_scram():
-    actions, statements, _ = pl.plan(present(None, ["pg_monitor"]), "pgl_a", "pencil")
+    actions, statements, _diff = pl.plan(present(None, ["pg_monitor"]), "pgl_a", "pencil")
     assert actions == ["set password"]
     assert "PASSWORD 'SCRAM-SHA-256$4096:" in statements[0]
     assert pl.plan(present(SERVER_MD5_PENCIL_PGL_A, ["pg_monitor"]), "pgl_a", "pencil")[0] == []
@@ -251,7 +251,7 @@ def run(tmp_path, psql_fake, check=False, diff=False, path=None, **args):
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"_ansible_check_mode": check, "_ansible_diff": diff, **args}}))
     env = {**os.environ, "PATH": path if path is not None else f"{psql_fake.bin}:{os.environ['PATH']}"}
-    proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert proc.stdout, proc.stderr
     return json.loads(proc.stdout)
 

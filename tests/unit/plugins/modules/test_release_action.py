@@ -52,7 +52,8 @@ def upstream(tmp_path):
     """Write a release directory; returns (directory, archive bytes)."""
     directory = tmp_path / "upstream"
 
-    def make(members=GOOD, sums=True):
+    def make(members=None, sums=True):
+        members = GOOD if members is None else members
         directory.mkdir(exist_ok=True)
         data = archive_bytes(members)
         (directory / NAME).write_bytes(data)
@@ -82,7 +83,7 @@ def test_first_call_downloads_verifies_and_unpacks(tmp_path, upstream):
 
 
 def test_second_call_uses_the_cache_without_the_url(tmp_path, upstream):
-    directory, _ = upstream()
+    directory, _data = upstream()
     first = cached_release(args_for(tmp_path, directory))
     shutil.rmtree(directory)
     assert cached_release(args_for(tmp_path, directory)) == first
@@ -100,14 +101,14 @@ def test_a_wrong_sha256_fails_naming_the_url_and_both_hashes_and_the_next_call_r
     assert not (tmp_path / "cache" / (TOP + ".verified")).exists()
     assert not (tmp_path / "cache" / TOP).exists()
     upstream()  # the release directory fixed: the next call downloads again and succeeds
-    _, unpacked = cached_release(args_for(tmp_path, directory))
+    _archive, unpacked = cached_release(args_for(tmp_path, directory))
     assert os.path.isfile(os.path.join(unpacked, "svc"))
     assert (tmp_path / "cache" / (TOP + ".verified")).exists()
 
 
 def test_a_pinned_checksum_needs_no_sha256sums(tmp_path, upstream):
     directory, data = upstream(sums=False)
-    _, unpacked = cached_release(args_for(tmp_path, directory, checksum="sha256:" + sha256(data).upper()))
+    _archive, unpacked = cached_release(args_for(tmp_path, directory, checksum="sha256:" + sha256(data).upper()))
     assert os.path.isfile(os.path.join(unpacked, "svctool"))
     assert (tmp_path / "cache" / (TOP + ".verified")).read_text() == sha256(data) + "\n"
 
@@ -131,7 +132,7 @@ def test_a_cached_entry_verified_against_another_pin_is_fetched_again(tmp_path, 
 @pytest.mark.parametrize("checksum", ["md5:" + "a" * 32, "sha256:" + "a" * 63, "sha256:" + "g" * 64,
                                       "a" * 64, "sha1:" + "a" * 64, "sha256:" + "a" * 65])
 def test_a_pinned_checksum_that_is_not_sha256_hex_is_refused(tmp_path, upstream, checksum):
-    directory, _ = upstream()
+    directory, _data = upstream()
     with pytest.raises(AnsibleActionFail, match="checksum must be sha256:<64 hex digits>") as failure:
         cached_release(args_for(tmp_path, directory, checksum=checksum))
     assert repr(checksum) in str(failure.value)
@@ -142,7 +143,7 @@ def test_a_pinned_checksum_that_is_not_sha256_hex_is_refused(tmp_path, upstream,
 def test_checksum_suffix_reads_the_archive_s_own_checksum_file(tmp_path, upstream, line):
     directory, data = upstream(sums=False)
     (directory / (NAME + ".sha256")).write_text(line.format(hash=sha256(data), name=NAME))
-    _, unpacked = cached_release(args_for(tmp_path, directory, checksum_suffix=".sha256"))
+    _archive, unpacked = cached_release(args_for(tmp_path, directory, checksum_suffix=".sha256"))
     assert os.path.isfile(os.path.join(unpacked, "svc"))
 
 
@@ -154,7 +155,7 @@ def test_checksum_suffix_with_a_wrong_hash_fails(tmp_path, upstream):
 
 
 def test_sha256sums_not_listing_the_archive_fails_clearly(tmp_path, upstream):
-    directory, _ = upstream()
+    directory, _data = upstream()
     (directory / "sha256sums.txt").write_text(f"{'d' * 64}  {BASENAME}.linux-arm64.tar.gz\n")
     with pytest.raises(AnsibleActionFail) as failure:
         cached_release(args_for(tmp_path, directory))
@@ -163,7 +164,7 @@ def test_sha256sums_not_listing_the_archive_fails_clearly(tmp_path, upstream):
 
 
 def test_a_missing_release_fails_naming_the_url(tmp_path, upstream):
-    directory, _ = upstream()
+    directory, _data = upstream()
     (directory / NAME).unlink()
     with pytest.raises(AnsibleActionFail, match=f"cannot download {directory.as_uri()}/{NAME}"):
         cached_release(args_for(tmp_path, directory))
@@ -173,7 +174,7 @@ def test_a_missing_release_fails_naming_the_url(tmp_path, upstream):
                                   {TOP + "/../../../evil": (b"pwned\n", 0o755)},
                                   {TOP + "/evil": ("../../../evil", 0o777)}])
 def test_a_member_escaping_the_directory_is_refused_and_nothing_is_written_outside(tmp_path, upstream, evil):
-    directory, _ = upstream({**GOOD, **evil})
+    directory, _data = upstream({**GOOD, **evil})
     url = re.escape(f"{directory.as_uri()}/{NAME}")
     with pytest.raises(AnsibleActionFail, match=f"^{url}: cannot unpack: .*outside the destination"):
         cached_release(args_for(tmp_path, directory))
@@ -182,12 +183,12 @@ def test_a_member_escaping_the_directory_is_refused_and_nothing_is_written_outsi
     assert not (cache / (TOP + ".verified")).exists() and not (cache / TOP).exists()
     assert [p.name for p in cache.iterdir() if p.is_dir()] == []  # no temporary unpack directory left
     upstream()  # a good archive in its place: the entry was not taken for a complete one
-    _, unpacked = cached_release(args_for(tmp_path, directory))
+    _archive, unpacked = cached_release(args_for(tmp_path, directory))
     assert os.path.isfile(os.path.join(unpacked, "svc"))
 
 
 def test_an_archive_that_is_not_a_tar_fails_naming_the_url(tmp_path, upstream):
-    directory, _ = upstream()
+    directory, _data = upstream()
     data = b"<html>not found</html>\n"
     (directory / NAME).write_bytes(data)
     (directory / "sha256sums.txt").write_text(f"{sha256(data)}  {NAME}\n")

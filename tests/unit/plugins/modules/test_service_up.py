@@ -77,7 +77,7 @@ def run(unit, tmp_path, check=False, **args):
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"name": "node_exporter", "timeout": 2, **args,
                                                              "_ansible_check_mode": check}}))
-    proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=unit.env)
+    proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True, env=unit.env, check=False)
     assert proc.stdout, proc.stderr
     return json.loads(proc.stdout)
 

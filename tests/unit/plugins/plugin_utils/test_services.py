@@ -45,10 +45,10 @@ def test_an_entry_has_its_fields_and_no_other(name):
 def test_no_two_listeners_share_a_port_or_a_variable():
     # Any host may run every service (the lab's monitoring host runs four), so no two may clash.
     found = list(listeners())
-    ports = [port for _, _, port in found]
+    ports = [port for _name, _var, port in found]
     assert all(isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535 for port in ports)
     assert len(set(ports)) == len(ports), found
-    assert len({var for _, var, _ in found}) == len(found), found
+    assert len({var for _name, var, _port in found}) == len(found), found
 
 
 @pytest.mark.parametrize("key", ["job", "group"])
@@ -63,7 +63,7 @@ def test_every_service_role_has_an_entry_and_every_entry_with_a_role_has_one():
 
 
 @pytest.mark.parametrize("name, listen_var, port", [found for found in listeners() if SERVICES[found[0]]["role"]],
-                         ids=lambda value: str(value))
+                         ids=str)
 def test_the_role_listens_where_the_catalog_says(name, listen_var, port):
     role = SERVICES[name]["role"]
     assert listen_var in defaults(role), "%s is not a variable of roles/%s/defaults/main.yml" % (listen_var, role)
