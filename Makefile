@@ -4,6 +4,15 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+# Galaxy's importer, antsibull-docs and antsibull-changelog, in a venv of their own (they pin
+# attrs and ansible-lint differently from requirements.txt): tests/publish/requirements.txt.
+PUBLISH := $(VENV)/publish
+# ansible-test bootstraps pip into each sanity test's venv with ~/.ansible/test/cache/get_pip_<v>.py,
+# fetched from ci-files.testing.ansible.com, which is out of reach: tests/publish/get_pip.py stands
+# in for it with pip's wheel from PyPI. The version is ansible-test's (get_venv_packages in
+# ansible_test/_internal/python_requirements.py; 24.2 for ansible-core 2.19).
+ANSIBLE_TEST_PIP := 24.2
+GET_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 
 .PHONY: help deps harness lab lab-down lint unit molecule test benchmark
 
@@ -14,12 +23,19 @@ help:
 	@echo "make molecule SCENARIOS=node_exporter   one scenario"
 	@echo "make benchmark whole-stack converge and re-run figures on the lab, into docs/benchmarks.md"
 
-# Python tools, pinned; reinstalled when requirements.txt changes.
-deps: $(VENV)/.installed
+# Python tools, pinned; reinstalled when requirements.txt (or tests/publish/requirements.txt) changes.
+deps: $(VENV)/.installed $(PUBLISH)/.installed $(GET_PIP)
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
+$(PUBLISH)/.installed: tests/publish/requirements.txt $(VENV)/.installed
+	python3 -m venv $(PUBLISH)
+	$(PUBLISH)/bin/pip install -q --disable-pip-version-check -r tests/publish/requirements.txt
+	touch $@
+$(GET_PIP): tests/publish/get_pip.py $(VENV)/.installed
+	$(VENV)/bin/pip download -q --disable-pip-version-check --no-deps -d $(@D) pip==$(ANSIBLE_TEST_PIP)
+	cp tests/publish/get_pip.py $@
 
 # Docker engine, Debian 12/13 systemd images, offline release mirror (all cached).
 harness: deps
@@ -43,11 +59,15 @@ lab: harness
 lab-down: deps
 	ansible-playbook tests/harness/lab.yml -i inventories/lab -e lab_state=absent
 
+# Then the ecosystem's own checkers (tests/publish/lint.py): Galaxy's importer on the built
+# tarball, ansible-test sanity (all its tests but pslint and shellcheck, which have no PowerShell
+# or .sh file to check), antsibull-docs on the plugins' and roles' docs, antsibull-changelog.
 lint: deps
 	yamllint --strict .
 	python -m pyflakes plugins tests molecule
 	ansible-lint --profile production
 	pytest -q -p no:cacheprovider tests/lint
+	python tests/publish/lint.py importer sanity docs changelog
 
 # Unit and packaging tests (the Galaxy tarball, installed and documented). They feed generated configs to the real promtool/amtool from the release mirror;
 # with PROMTOOL/AMTOOL set, a missing tool fails those tests instead of skipping them (tests/unit/conftest.py).
