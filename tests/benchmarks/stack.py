@@ -29,7 +29,8 @@ def run(*args):
     return time.monotonic() - started, done.stdout
 
 
-ROLES = ("node_exporter", "postgres_exporter", "redis_exporter", "alertmanager", "prometheus", "grafana", "tls", "firewall")
+# The collection's roles, as the layout has them (the internal _service core aside).
+ROLES = tuple(sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir() and not p.name.startswith("_")))
 
 
 def task_role(task, host, last):
