@@ -48,6 +48,7 @@ options:
           V(%s) is the temporary file's path. A non-zero exit fails the task and shows the
           command's output.
         type: str
+      source: {description: What the files are made from (variable names), named when a check fails., type: str, default: ""}
       exclusive:
         description:
           - Remove the directory's other regular files (not recursive); the files of every group
@@ -160,7 +161,8 @@ def _write(module, spec, new):
             command = spec["validate"] % tmp
             rc, out, err = module.run_command(command)
             if rc != 0:
-                module.fail_json(msg=f"{spec['path']} failed to validate ({command}, rc {rc}): {(out + err).strip()}")
+                source = f" (made from {spec['source']})" if spec.get("source") else ""
+                module.fail_json(msg=f"{spec['path']}{source} failed to validate ({command}, rc {rc}): {(out + err).strip()}")
         # Owner and mode are set before the file goes live: it is never readable by others.
         _attributes(module, tmp, spec)
         os.replace(tmp, spec["path"])
@@ -175,7 +177,7 @@ def _group_spec(secret):
         "content": {"type": "dict", "required": True, "no_log": secret},
         **_ATTRS, "mode": {"type": "str", "default": "0644"}, "validate": {"type": "str"},
         "exclusive": {"type": "bool", "default": False}, "keep": {"type": "bool", "default": False},
-        "notify": {"type": "str", "default": ""}}}
+        "notify": {"type": "str", "default": ""}, "source": {"type": "str", "default": ""}}}
 
 
 class _Module(AnsibleModule):

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from ansible.module_utils import basic
-from ansible_collections.arq.monitoring.plugins.action.release import _sha1
+from ansible_collections.arq.monitoring.plugins.plugin_utils.releases import sha1 as _sha1
 from ansible_collections.arq.monitoring.plugins.modules import release
 
 NOLOGIN = ("/nonexistent", "/usr/sbin/nologin")

@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 from ansible.errors import AnsibleActionFail
-from ansible_collections.arq.monitoring.plugins.action.release import cached_release
+from ansible_collections.arq.monitoring.plugins.plugin_utils.releases import cached_release
 
 BASENAME = "svc-1.2.3"
 NAME = BASENAME + ".linux-amd64.tar.gz"
