@@ -5,6 +5,8 @@ import re
 import subprocess
 import tempfile
 
+import yaml
+
 
 def groups(host):
     """The instance's groups in the scenario's inventory."""
@@ -112,3 +114,76 @@ def assert_not_leaked(host, unit, secrets):
     journal = host.run("journalctl --no-pager -o cat").stdout
     for secret in secrets:
         assert secret not in unit_text and secret not in processes and secret not in journal
+
+
+# The tasks that may refuse a setting: the role's argument spec, then the core's preflight.
+PREFLIGHT = ("Validating arguments against arg spec", "Check the ")
+
+
+class _Unsafe(str):
+    """A value Ansible must not template (a notification template, for instance)."""
+
+
+yaml.SafeDumper.add_representer(_Unsafe, lambda dumper, text: dumper.represent_scalar("!unsafe", str(text)))
+
+
+def _unsafe(value):
+    if isinstance(value, str):
+        return _Unsafe(value) if "{{" in value or "{%" in value else value
+    if isinstance(value, dict):
+        return {key: _unsafe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unsafe(item) for item in value]
+    return value
+
+
+def snapshot(host, paths, unit):
+    """Content, owner and mode of every file under the paths, the accounts, and the unit's start."""
+    listing = host.run("find %s -xdev -printf '%%p %%m %%u %%g\\n' | sort; find %s -xdev -type f -print0 | sort -z"
+                       " | xargs -0 -r sha256sum; sha256sum /etc/passwd /etc/group" % (" ".join(paths), " ".join(paths)))
+    started = host.check_output("systemctl show -p ActiveEnterTimestampMonotonic,MainPID,NRestarts %s" % unit)
+    return listing.stdout + started
+
+
+def assert_refused_before_any_change(host, role, cases, paths, unit):
+    """Each case {name: (settings, variable)} is refused, in check mode and for real, before anything
+    changes on the host, naming the variable; a valid run of the role afterwards changes nothing.
+
+    The cases run in one ansible-playbook call per mode, each as an alias of the instance (its
+    connection and groups) with its settings as facts; the instance itself then runs the role.
+    """
+    real = host.backend.host
+    with open(os.environ["MOLECULE_INVENTORY_FILE"]) as handle:
+        inventory = yaml.safe_load(handle)
+    groups = [name for name, group in inventory.items()
+              if name not in ("all", "ungrouped") and real in ((group or {}).get("hosts") or {})]
+    hostvars = dict(inventory["all"]["hosts"][real] or {}, ansible_host=real)
+    aliases = {f"{real}-refused-{index}": dict(hostvars, refusal=_unsafe(settings))
+               for index, (settings, _variable) in enumerate(cases.values())}
+    extra = {"all": {"hosts": aliases}, **{name: {"hosts": dict.fromkeys(aliases)} for name in groups}}
+    before = snapshot(host, paths, unit)
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as handle:
+        yaml.safe_dump(extra, handle)
+        handle.flush()
+        for mode in (["--check", "--diff"], []):
+            run = subprocess.run(
+                ["ansible-playbook", "-i", os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]), "-i", handle.name,
+                 "--limit", ",".join([real, *aliases]), "-e", "refusal_role=" + role, *mode,
+                 os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared", "refusals.yml")],
+                capture_output=True, text=True, timeout=600, check=False,
+                env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+            assert "{" in run.stdout, run.stderr[-3000:]
+            report = json.loads(run.stdout[run.stdout.index("{"):])
+            results = [(task["task"]["name"], task["hosts"]) for play in report["plays"] for task in play["tasks"]]
+            for alias, (name, (_settings, variable)) in zip(aliases, cases.items()):
+                seen = [(task, answer[alias]) for task, answer in results if alias in answer]
+                failed = [(task, answer) for task, answer in seen if answer.get("failed")]
+                assert failed, f"{name} {mode}: not refused"
+                task, answer = failed[0]
+                assert task.split(" : ")[-1].startswith(PREFLIGHT), f"{name} {mode}: failed at {task!r}, not in preflight: {answer.get('msg')}"
+                assert variable in answer.get("msg", ""), f"{name} {mode}: {variable} not named: {answer.get('msg')}"
+                assert not any(result.get("changed") for _task, result in seen), f"{name} {mode}: something changed"
+            stats = report["stats"]
+            assert stats[real]["failures"] == 0 and stats[real]["changed"] == 0, (mode, stats[real], run.stderr[-2000:])
+            assert snapshot(host, paths, unit) == before, f"the host changed ({mode or 'normal mode'})"
+    return len(cases)

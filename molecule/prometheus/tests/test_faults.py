@@ -1,6 +1,6 @@
-"""Faults injected at verify time: promtool refuses a broken rule or config, the role run fails
-with promtool's message, and the running Prometheus keeps its configuration and its data; likewise
-a web.yml that promtool check web-config refuses. A new file_sd target arrives without any reload;
+"""Faults injected at verify time: promtool refuses a broken rule or config in the preflight, the
+role run fails with promtool's message, and the running Prometheus keeps its configuration and its
+data; likewise a web.yml that promtool check web-config refuses. A new file_sd target arrives without any reload;
 under an external URL's path, the role's health and reload checks use the prefix."""
 import json
 import os
@@ -68,7 +68,7 @@ def test_rejected_change_keeps_prometheus_serving(host, prom, snapshot, fault, m
     run = apply(host, fault)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
-    assert "failed to validate" in out and message in out, out
+    assert "is refused by promtool" in out and message in out, out
     assert not host.file("/etc/prometheus/rules/broken.yml").exists
     assert "broken" not in host.file("/etc/prometheus/prometheus.yml").content_string
     status, _ = prom.get("/-/ready")
@@ -86,15 +86,16 @@ def test_rejected_web_config_never_goes_live(host, prom, snapshot):
         run = apply(host, "none", {"prometheus_web_tls_cert": cert, "prometheus_web_tls_key": cert})
         out = run.stdout + run.stderr
         assert run.returncode != 0, out
-        assert "failed to validate" in out and "found a certificate rather than a key" in out, out
-        assert not host.file("/etc/prometheus/web.yml").exists
+        assert "web.yml (made from prometheus_web_tls_cert" in out and "is refused by promtool" in out, out
+        assert "found a certificate rather than a key" in out, out
+        # Refused in the preflight: not even the certificate and key were written.
+        assert not [f for f in ("web.yml", "tls.crt", "tls.key") if host.file("/etc/prometheus/" + f).exists]
         assert "--web.config.file" not in host.file("/etc/systemd/system/prometheus.service").content_string
         assert prom.get("/-/ready")[0] == "200"
         assert snapshot() == before
     finally:
         run = apply(host, "none")
         assert run.returncode == 0, run.stdout + run.stderr
-    # The certificate and key written before the check are unused, and the good run removes them.
     assert not host.file("/etc/prometheus/tls.key").exists and not host.file("/etc/prometheus/tls.crt").exists
 
 
