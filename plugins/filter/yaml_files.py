@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import comment, to_nice_yaml
+from ansible_collections.arq.monitoring.plugins.plugin_utils.plain import plain
 
 DOCUMENTATION = r"""
 name: yaml_files
@@ -18,6 +19,9 @@ description:
   - Turns a mapping of file names to data into a mapping of file names to text.
   - Each text is the optional header as a C(#) comment, then the data as block YAML (Ansible's
     C(to_nice_yaml), indent 2, no wrapping).
+  - Vault-encrypted values, inline C(!vault) ones and values templated from them, are written as
+    their plain text: the files are read by services, which cannot decrypt. (C(to_nice_yaml)
+    writes them as C(!vault) ciphertext.)
 options:
   _input:
     description: 'C({file name: data}).'
@@ -48,7 +52,7 @@ def yaml_files(files, header=""):
     if not isinstance(files, Mapping):
         raise AnsibleFilterError(f"yaml_files: expected {{file name: data}}, got {type(files).__name__}")
     prefix = comment(header) + "\n" if header else ""
-    return {name: prefix + to_nice_yaml(data, indent=2, width=1000) for name, data in files.items()}
+    return {name: prefix + to_nice_yaml(plain(data), indent=2, width=1000) for name, data in files.items()}
 
 
 class FilterModule:

@@ -15,7 +15,10 @@ from checks import curl, recap_changed, task_results  # noqa: E402
 
 testinfra_hosts = ["ansible://secure-monitoring"]
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+# The inventory directory: Molecule's file and the scenario's inline-vaulted secrets.yml.
+INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+# What molecule.yml gives its own steps, for the playbooks the tests run too.
+os.environ.setdefault("ANSIBLE_VAULT_PASSWORD_FILE", os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "vault.pass"))
 CA = "/etc/prometheus/ca.crt"  # the internal CA, as Prometheus has it
 # Every endpoint that must refuse a request without credentials: (host, port, path).
 PROTECTED = [
@@ -33,16 +36,23 @@ EXPECTED_TARGETS = {
 
 
 def group_vars(group):
-    """The scenario's inventory variables of a group, as written (before templating)."""
-    path = os.path.join(os.path.dirname(INVENTORY), "group_vars", group)
-    if not os.path.exists(path):
-        path += ".yml"
-    with open(path) as stream:
-        return yaml.safe_load(stream) or {}
+    """The scenario's inline-vaulted variables of a group (inventory/secrets.yml), decrypted."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    with open(os.environ["ANSIBLE_VAULT_PASSWORD_FILE"], "rb") as stream:
+        vault = VaultLib([("default", VaultSecret(stream.read().strip()))])
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!vault", lambda loader, node: vault.decrypt(loader.construct_scalar(node)).decode())
+    with open(os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "inventory", "secrets.yml")) as stream:
+        return yaml.load(stream, Loader=Loader)[group]["vars"]  # noqa: S506 (SafeLoader and !vault only)
 
 
 def secrets():
     found = list(group_vars("all")["arq_monitoring_web_users"].values())
+    found.append(group_vars("all")["alertmanager_secrets"]["webhook_url"])
     found.append(group_vars("postgres_exporter")["postgres_exporter_db_password"])
     found.append(group_vars("redis_exporter")["redis_exporter_redis_password"])
     found.append(group_vars("grafana")["grafana_admin_password"])
@@ -198,7 +208,36 @@ def test_tags_select_prometheus_configuration_and_keep_tls(host):
         capture_output=True, text=True, timeout=600, check=False)
     out = run.stdout + run.stderr
     assert run.returncode == 0 and recap_changed(out) == 0, out[-3000:]
+    assert "$ANSIBLE_VAULT" not in out and not [s for s in secrets() if s in out]
     ran = task_results(out, "secure-monitoring")
     assert ran.get("Write the configuration of prometheus") == "ok", ran
     assert not [name for name in ran if name.endswith(("of node_exporter", "of grafana", "of alertmanager"))
                 and name.startswith(("Write", "Install"))], ran
+
+
+@pytest.mark.parametrize("name", ["secure-monitoring", "secure-db", "secure-cache"])
+def test_no_vault_ciphertext_in_any_file(name):
+    """Every secret is an inline !vault value: the services got plaintext, never the ciphertext."""
+    found = instance(name).run("grep -rlI -F '$ANSIBLE_VAULT' /etc /var/lib /usr/local 2>/dev/null")
+    assert found.stdout == "", found.stdout
+
+
+def test_alertmanager_delivers_to_the_vaulted_webhook_url(host):
+    """An alert posted to Alertmanager (with its vaulted admin password) reaches the sink at the
+    vaulted URL's path: Alertmanager read the plaintext URL from its secret file."""
+    url = group_vars("all")["alertmanager_secrets"]["webhook_url"]
+    path = url.split("://", 1)[1].split("/", 1)[1].split("#")[0]
+    alert = json.dumps([{"labels": {"alertname": "VaultedWebhook", "severity": "critical"}}])
+    status, body = request(host, "https://secure-monitoring:9093/api/v2/alerts", "-u", "admin:" + users()["admin"],
+                           "-H", "Content-Type: application/json", "-d", alert)
+    assert status == "200", body
+    deadline = time.monotonic() + 60
+    while True:
+        sink = host.file("/var/lib/webhook-sink/received.jsonl")
+        lines = [json.loads(line) for line in sink.content_string.splitlines()] if sink.exists else []
+        delivered = [n for n in lines if n["groupLabels"].get("alertname") == "VaultedWebhook"]
+        if delivered:
+            break
+        assert time.monotonic() < deadline, "VaultedWebhook not delivered within 60 s"
+        time.sleep(2)
+    assert delivered[0]["_path"] == "/" + path
