@@ -15,12 +15,12 @@ author: arq.monitoring developers (@arq-platform)
 version_added: 0.2.0
 short_description: Parse a set of JSON files and list the ones that are not JSON objects
 description:
-  - Takes C({file name: text}) and returns the parsed objects in the same order, with C({}) in
+  - "Takes C({file name: text}) and returns the parsed objects in the same order, with C({}) in
     place of a file that is not a JSON object, and one message per such file, so a role can
-    refuse them by name before anything changes on a host.
+    refuse them by name before anything changes on a host."
 options:
   _input:
-    description: C({file name: text}).
+    description: "C({file name: text})."
     type: dict
     required: true
   name:

@@ -20,8 +20,8 @@ description:
   - Each text is the optional header as a C(#) comment, then the data as block YAML (Ansible's
     C(to_nice_yaml), indent 2, no wrapping).
   - Vault-encrypted values, inline C(!vault) ones and values templated from them, are written as
-    their plain text: the files are read by services, which cannot decrypt. (C(to_nice_yaml)
-    writes them as C(!vault) ciphertext.)
+    their plain text, since the files are read by services, which cannot decrypt (C(to_nice_yaml)
+    writes them as C(!vault) ciphertext).
 options:
   _input:
     description: 'C({file name: data}).'

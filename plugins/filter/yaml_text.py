@@ -13,9 +13,9 @@ author: arq.monitoring developers (@arq-platform)
 version_added: 0.2.0
 short_description: Block YAML text of data, with vault-encrypted values in plain text
 description:
-  - Ansible's C(to_nice_yaml) (indent 2, no wrapping), except that vault-encrypted values, inline
+  - "Ansible's C(to_nice_yaml) (indent 2, no wrapping), except that vault-encrypted values, inline
     C(!vault) ones and values templated from them, are written as their plain text instead of
-    C(!vault) ciphertext: the file is for a service, which cannot decrypt.
+    C(!vault) ciphertext, since the file is for a service, which cannot decrypt."
 options:
   _input:
     description: The data.

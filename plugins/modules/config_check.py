@@ -18,9 +18,12 @@ description:
     the new set as a whole; absolute paths still reach the host's own files.
   - A refusal fails the task with the checker's message and O(files[].source), the variables the
     file is made from.
-  - When the checker is the release's (O(checker.sha1) set) and the host's copy differs (a fresh
-    host, or a version change), the action part transfers the controller's verified copy into
-    the task's temporary directory for the check: the new version checks the new configuration.
+  - When the checker is the release's (O(checker.release) and O(checker.binary) set) and the
+    host's copy differs (a fresh host, or a version change), the action part transfers the
+    controller's verified copy into the task's temporary directory for the check, so the new
+    version checks the new configuration.
+  - "A package checker that is not installed yet (the package method on a fresh host) is a
+    warning: the files are then checked as M(arq.monitoring.file_set) writes them."
 version_added: 0.2.0
 author: arq.monitoring developers (@arq-platform)
 options:
@@ -34,18 +37,39 @@ options:
     elements: dict
     default: []
     suboptions: &group
-      directory: {description: Absolute path of the directory the files go to., type: path, required: true}
-      content: {description: "File name => whole content (text).", type: dict, required: true}
+      directory:
+        description: Absolute path of the directory the files go to.
+        type: path
+        required: true
+      content:
+        description: "File name => whole content (text)."
+        type: dict
+        required: true
       validate:
         description: Command run on each file of the group; V(%s) is the file's path in the temporary tree.
         type: str
-      source: {description: What the files are made from (variable names), for the messages., type: str, default: ""}
-      owner: {description: Ignored (the same groups feed M(arq.monitoring.file_set))., type: str}
-      group: {description: Ignored., type: str}
-      mode: {description: Ignored (staged files are the check's own, mode 0600)., type: str}
-      exclusive: {description: Ignored., type: bool}
-      keep: {description: Ignored., type: bool}
-      notify: {description: Ignored., type: str}
+      source:
+        description: What the files are made from (variable names), for the messages.
+        type: str
+        default: ""
+      owner:
+        description: Ignored (the same groups feed M(arq.monitoring.file_set)).
+        type: str
+      group:
+        description: Ignored.
+        type: str
+      mode:
+        description: Ignored (staged files are the check's own, mode 0600).
+        type: str
+      exclusive:
+        description: Ignored.
+        type: bool
+      keep:
+        description: Ignored.
+        type: bool
+      notify:
+        description: Ignored.
+        type: str
   secrets:
     description: Like O(files); the content never appears in the output or in the host's log.
     type: list
@@ -57,11 +81,26 @@ options:
     type: dict
     default: {}
     suboptions:
-      path: {description: Where the host has it; in O(files[].validate) it stands for the checker., type: str, default: ""}
-      sha1: {description: SHA-1 of the release's copy (set by the action part); empty trusts O(checker.path)., type: str, default: ""}
-      source: {description: Internal, set by the action part, where the release's copy was transferred., type: str, default: ""}
-      release: {description: The release the checker comes from (the arguments of M(arq.monitoring.release))., type: dict, default: {}}
-      binary: {description: Its name in the release., type: str, default: ""}
+      path:
+        description: Where the host has it; in O(files[].validate) it stands for the checker.
+        type: str
+        default: ""
+      sha1:
+        description: Internal, set by the action part, the SHA-1 of the release's copy; empty trusts O(checker.path).
+        type: str
+        default: ""
+      source:
+        description: Internal, set by the action part, where the release's copy was transferred.
+        type: str
+        default: ""
+      release:
+        description: The release the checker comes from (O(arq.monitoring.release#module:url), C(basename), C(arch), C(checksum), C(checksum_suffix)).
+        type: dict
+        default: {}
+      binary:
+        description: Its name in the release.
+        type: str
+        default: ""
 """
 
 EXAMPLES = r"""

@@ -48,7 +48,7 @@ options:
           V(%s) is the temporary file's path. A non-zero exit fails the task and shows the
           command's output.
         type: str
-      source: {description: What the files are made from (variable names), named when a check fails., type: str, default: ""}
+      source: {description: "What the files are made from (variable names), named when a check fails.", type: str, default: ""}
       exclusive:
         description:
           - Remove the directory's other regular files (not recursive); the files of every group

@@ -16,8 +16,8 @@ CASES = {
     "port above 65535": ({"node_exporter_web_listen_address": "0.0.0.0:99999"}, "node_exporter_web_listen_address"),
     "bracketed non-IPv6 address": ({"node_exporter_web_listen_address": "[zz]:9100"}, "node_exporter_web_listen_address"),
     "TLS certificate without key": ({"node_exporter_web_tls_cert": "-----BEGIN CERTIFICATE-----"}, "node_exporter_web_tls_key"),
-    "certificate and key that are not PEM": ({"node_exporter_web_tls_cert": "junk", "node_exporter_web_tls_key": "junk"},
-                                              "node_exporter_web_tls_cert"),
+    "certificate and key that are not PEM": (
+        {"node_exporter_web_tls_cert": "junk", "node_exporter_web_tls_key": "junk"}, "node_exporter_web_tls_cert"),
     "version with trailing text": ({"node_exporter_version": "1.9.0garbage"}, "node_exporter_version"),
     "checksum not sha256": ({"node_exporter_checksum": "md5:0123"}, "node_exporter_checksum"),
     "empty system user": ({"node_exporter_system_user": ""}, "node_exporter_system_user"),

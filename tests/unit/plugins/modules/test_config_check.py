@@ -112,9 +112,8 @@ def test_alertmanager_config_is_checked_with_its_new_templates(tmp_path):
 def test_the_hosts_checker_is_used_only_when_it_is_the_releases(tmp_path):
     digest = hashlib.sha1(Path(PROMTOOL).read_bytes()).hexdigest()
     files = prometheus_files()
-    assert run(tmp_path, checker={"path": PROMTOOL, "sha1": "0" * 40}, files=files) == {
-        "changed": False, "need_checker": True, "invocation": run(tmp_path, checker={"path": PROMTOOL, "sha1": "0" * 40},
-                                                                    files=files)["invocation"]}
+    answer = run(tmp_path, checker={"path": PROMTOOL, "sha1": "0" * 40}, files=files)
+    assert answer["need_checker"] and "checked" not in answer and not answer.get("failed"), answer
     assert run(tmp_path, checker={"path": str(tmp_path / "missing"), "sha1": digest}, files=files)["need_checker"]
     # The transferred copy stands in for the host's path in the validate commands.
     copy = tmp_path / "promtool-copy"
