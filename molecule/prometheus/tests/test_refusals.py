@@ -3,7 +3,9 @@ the host: promtool checks the whole new configuration (rules, prometheus.yml, we
 private directory first, and the flags are checked by pattern. Each message names the variable;
 a valid run afterwards changes nothing."""
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,4 +41,10 @@ CASES = {
 def test_bad_settings_are_refused_before_any_change(host):
     if host.backend.host != HOST:
         pytest.skip("checked once, on " + HOST)
-    assert_refused_before_any_change(host, "prometheus", CASES, PATHS, "prometheus")
+    # Both PEM, but not a pair: only promtool check web-config, loading them, can tell.
+    cert = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "tls/cert.pem").read_text()
+    other_key = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                               capture_output=True, text=True, check=True).stdout
+    cases = dict(CASES, **{"certificate and key that are not a pair": (
+        {"prometheus_web_tls_cert": cert, "prometheus_web_tls_key": other_key}, "prometheus_web_tls_cert")})
+    assert_refused_before_any_change(host, "prometheus", cases, PATHS, "prometheus")
