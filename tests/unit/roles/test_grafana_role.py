@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.arq.monitoring.plugins.filter.grafana_ini_errors import grafana_ini_errors
+from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "grafana"
@@ -16,8 +17,16 @@ KNOWN = yaml.safe_load((ROLE / "vars/known_settings.yml").read_text())["__grafan
 VARS = yaml.safe_load((ROLE / "vars/main.yml").read_text())
 DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
 DASHBOARDS = sorted((ROLE / "files/dashboards").glob("*.json"))
-# Grafana's variables, replaced by something PromQL accepts before promtool parses the expression.
-SUBSTITUTIONS = [(r"\$__(rate_interval|interval|range)\b", "5m"), (r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", ".+")]
+# A healthy stack's series (what the dashboard queries are evaluated on) and Grafana's own
+# variables at its 15s scrape interval ($__rate_interval is four scrapes).
+SERIES = yaml.safe_load(Path(__file__).with_name("dashboard_series.yml").read_text())
+GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
+# Queries that may return nothing on a healthy stack, and why. They must be empty on SERIES (else
+# they no longer belong here).
+MAY_BE_EMPTY = {
+    "arq-overview: Redis memory B": "the maxmemory line; Redis' default has no maxmemory",
+    "arq-redis: Memory B": "the maxmemory line; Redis' default has no maxmemory",
+}
 
 
 def test_every_setting_the_role_renders_is_known():
@@ -127,17 +136,43 @@ def test_dashboard_has_uid_title_and_uses_the_fixed_datasource(path):
         assert panel["targets"], panel["title"]
 
 
-def exprs():
+def label_values(variable):
+    """A query variable's label_values(metric{...}, label) as the PromQL of the series it reads."""
+    query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
+    match = re.fullmatch(r"label_values\((\w+)(?:\{(.*)\})?,\s*(\w+)\)", query)
+    assert match, f"variable {variable['name']}: only label_values(metric, label) is handled, not {query}"
+    metric, selector, label = match.groups()
+    return f'{metric}{{{selector + "," if selector else ""}{label}!=""}}'
+
+
+def queries():
+    """(name, query, the dashboard's variables) of every panel target and query variable."""
     for path in DASHBOARDS:
-        for panel in json.loads(path.read_text())["panels"]:
+        dash = json.loads(path.read_text())
+        variables = dash.get("templating", {}).get("list", [])
+        for panel in dash["panels"] + [p for row in dash["panels"] for p in row.get("panels", [])]:
             for target in panel.get("targets", []):
-                yield f"{path.stem}: {panel['title']} {target['refId']}", target["expr"]
+                yield f"{path.stem}: {panel['title']} {target['refId']}", target["expr"], variables
+        for variable in variables:
+            if variable["type"] == "query":
+                yield f"{path.stem}: variable {variable['name']}", label_values(variable), variables
+
+
+def as_grafana_sends(expr, variables):
+    """expr with the dashboard's variables at "All" and Grafana's own at the scrape interval's values."""
+    values = {v["name"]: v.get("allValue") or ".*" for v in variables} | GRAFANA_VARIABLES
+
+    def value(match):
+        name = next(group for group in match.groups() if group)
+        assert name in values, f"${name} in {expr}: not a variable of the dashboard nor one of GRAFANA_VARIABLES"
+        return values[name]
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]", value, expr)
 
 
 def test_overview_has_the_seed_panels():
     overview = json.loads((ROLE / "files/dashboards/arq-overview.json").read_text())
     assert overview["title"] == "arQ Platform Overview"
-    text = " ".join(e for name, e in exprs() if name.startswith("arq-overview"))
+    text = " ".join(e for name, e, _ in queries() if name.startswith("arq-overview"))
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "process_resident_memory_bytes",
                    "process_cpu_seconds_total", "nodejs_eventloop_lag_seconds", "nodejs_heap_size_used_bytes",
                    "nodejs_active_handles_total", "pg_stat_database_numbackends", "pg_stat_database_xact_commit",
@@ -147,20 +182,54 @@ def test_overview_has_the_seed_panels():
         assert re.search(rf"\b{metric}\b", text), metric
 
 
-def test_every_promql_expression_parses(promtool, tmp_path):
-    rules = []
-    for index, (name, expr) in enumerate(exprs()):
-        for pattern, replacement in SUBSTITUTIONS:
-            expr = re.sub(pattern, replacement, expr)
-        rules.append({"record": f"dashboard:expr_{index}", "expr": expr, "labels": {"panel": name}})
-    assert len(rules) > 40
-    rule_file = tmp_path / "dashboards.rules.yml"
-    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_multi_value_variables_are_matched_as_regexes():
+    """A variable that may stand for several values ("All" too) needs =~ or !~, never = or !=."""
+    wrong = [name for name, expr, variables in queries() for v in variables if v.get("multi") or v.get("includeAll")
+             if re.search(r'!?="[^"]*\$\{?' + v["name"] + r"\b", expr)]
+    assert wrong == []
 
 
-def test_a_broken_expression_is_caught(promtool, tmp_path):
-    rule_file = tmp_path / "broken.rules.yml"
-    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "x:y", "expr": "sum(rate(up[5m])"}]}]}))
-    assert subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, check=False).returncode != 0
+def healthy_stack_series():
+    """SERIES as promtool input series: each target's, with its job and instance, and its up."""
+    assert set(SERIES) == set(SERVICES)
+    for service, exposed in SERIES.items():
+        for host in exposed["hosts"]:
+            target = f'job="{SERVICES[service]["job"]}", instance="{host}"'
+            yield {"series": f"up{{{target}}}", "values": "1x40"}
+            for series, values in exposed["series"].items():
+                assert isinstance(values, str), f"{series}: quote its values (YAML reads 0x40 as 64)"
+                metric, _, labels = series.rstrip("}").partition("{")
+                yield {"series": f"{metric}{{{labels + ', ' if labels else ''}{target}}}", "values": values}
+
+
+def check(name, query, empty=False):
+    """A promql_expr_test, its name in a comment: query has (or, empty, has not) a sample that is a number."""
+    numbers = f"({query}) > -Inf"
+    return {"expr": f"# {name}\n" + (numbers if empty else f"absent({numbers})"), "eval_time": "10m", "exp_samples": []}
+
+
+def promtool_test(promtool, tmp_path, checks):
+    (tmp_path / "dashboards_test.yml").write_text(yaml.safe_dump({
+        "rule_files": [], "evaluation_interval": "15s",
+        "tests": [{"interval": "15s", "input_series": list(healthy_stack_series()), "promql_expr_test": checks}]}))
+    return subprocess.run([promtool, "test", "rules", "dashboards_test.yml"], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+
+
+def test_every_dashboard_query_returns_data(promtool, tmp_path):
+    """Every panel's and query variable's query, as Grafana sends it, parses and returns data on a
+    healthy stack's series: an empty one is a panel that never shows anything (a label set that
+    does not match, a metric the exporter does not have), but for those of MAY_BE_EMPTY."""
+    found = {name: as_grafana_sends(expr, variables) for name, expr, variables in queries()}
+    assert len(found) > 40 and set(MAY_BE_EMPTY) <= set(found)
+    run = promtool_test(promtool, tmp_path, [check(name, query, name in MAY_BE_EMPTY) for name, query in found.items()])
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("query", [
+    "sum(rate(up[1m])",
+    'node_load1 / count by (instance) (node_cpu_seconds_total{mode="idle"})',
+    "rate(pg_stat_database_deadlocks_total[1m])",
+], ids=["does not parse", "job breaks the vector match", "no such metric"])
+def test_a_broken_query_is_caught(promtool, tmp_path, query):
+    assert promtool_test(promtool, tmp_path, [check("broken", query)]).returncode != 0

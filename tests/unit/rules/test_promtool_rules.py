@@ -2,12 +2,14 @@
 checks and the unit tests in tests/rules (each alert fires above its threshold after its `for:`
 and stays quiet below it)."""
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[3]
 TESTS = sorted((ROOT / "tests/rules").glob("*_test.yml"))
@@ -63,3 +65,10 @@ def test_every_shipped_alert_is_tested_firing_and_quiet(rules_dir):
             "SlowResponseTime", "PostgreSQLTooManyConnections", "RedisMemoryHigh"} <= alerts
     assert alerts - fired == set(), "alerts never tested firing"
     assert alerts - quiet == set(), "alerts never tested quiet"
+
+
+def test_the_rules_select_the_catalogs_jobs(rules_dir):
+    """A job the shipped rules select (up{job="postgres"}) is a scrape job of the catalog."""
+    named = {job for path in rules_dir.glob("arq-*.yml") if not path.name.endswith("_test.yml")
+             for job in re.findall(r'job="([^"]+)"', path.read_text())}
+    assert {"backend", "postgres", "redis"} <= named <= {service["job"] for service in SERVICES.values()}
