@@ -184,6 +184,7 @@ def assert_refused_before_any_change(host, role, cases, paths, unit):
                 assert variable in answer.get("msg", ""), f"{name} {mode}: {variable} not named: {answer.get('msg')}"
                 assert not any(result.get("changed") for _task, result in seen), f"{name} {mode}: something changed"
             stats = report["stats"]
-            assert stats[real]["failures"] == 0 and stats[real]["changed"] == 0, (mode, stats[real], run.stderr[-2000:])
+            changed = [task for task, answer in results if answer.get(real, {}).get("changed")]
+            assert stats[real]["failures"] == 0 and stats[real]["changed"] == 0, (mode, stats[real], changed, run.stderr[-2000:])
             assert snapshot(host, paths, unit) == before, f"the host changed ({mode or 'normal mode'})"
     return len(cases)

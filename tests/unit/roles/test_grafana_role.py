@@ -11,22 +11,16 @@ import yaml
 from ansible_collections.arq.monitoring.plugins.filter.grafana_ini_errors import grafana_ini_errors
 from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SERVICES
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "molecule" / "_shared"))
+from dashboards import DASHBOARDS, MAY_BE_EMPTY, queries, sent  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "grafana"
 KNOWN = yaml.safe_load((ROLE / "vars/known_settings.yml").read_text())["__grafana_known_settings"]
 VARS = yaml.safe_load((ROLE / "vars/main.yml").read_text())
 DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-DASHBOARDS = sorted((ROLE / "files/dashboards").glob("*.json"))
-# A healthy stack's series (what the dashboard queries are evaluated on) and Grafana's own
-# variables at its 15s scrape interval ($__rate_interval is four scrapes).
+# A healthy stack's series (what the dashboard queries are evaluated on).
 SERIES = yaml.safe_load(Path(__file__).with_name("dashboard_series.yml").read_text())
-GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
-# Queries that may return nothing on a healthy stack, and why. They must be empty on SERIES (else
-# they no longer belong here).
-MAY_BE_EMPTY = {
-    "arq-overview: Redis memory B": "the maxmemory line; Redis' default has no maxmemory",
-    "arq-redis: Memory B": "the maxmemory line; Redis' default has no maxmemory",
-}
 
 
 def test_every_setting_the_role_renders_is_known():
@@ -136,39 +130,6 @@ def test_dashboard_has_uid_title_and_uses_the_fixed_datasource(path):
         assert panel["targets"], panel["title"]
 
 
-def label_values(variable):
-    """A query variable's label_values(metric{...}, label) as the PromQL of the series it reads."""
-    query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
-    match = re.fullmatch(r"label_values\((\w+)(?:\{(.*)\})?,\s*(\w+)\)", query)
-    assert match, f"variable {variable['name']}: only label_values(metric, label) is handled, not {query}"
-    metric, selector, label = match.groups()
-    return f'{metric}{{{selector + "," if selector else ""}{label}!=""}}'
-
-
-def queries():
-    """(name, query, the dashboard's variables) of every panel target and query variable."""
-    for path in DASHBOARDS:
-        dash = json.loads(path.read_text())
-        variables = dash.get("templating", {}).get("list", [])
-        for panel in dash["panels"] + [p for row in dash["panels"] for p in row.get("panels", [])]:
-            for target in panel.get("targets", []):
-                yield f"{path.stem}: {panel['title']} {target['refId']}", target["expr"], variables
-        for variable in variables:
-            if variable["type"] == "query":
-                yield f"{path.stem}: variable {variable['name']}", label_values(variable), variables
-
-
-def as_grafana_sends(expr, variables):
-    """expr with the dashboard's variables at "All" and Grafana's own at the scrape interval's values."""
-    values = {v["name"]: v.get("allValue") or ".*" for v in variables} | GRAFANA_VARIABLES
-
-    def value(match):
-        name = next(group for group in match.groups() if group)
-        assert name in values, f"${name} in {expr}: not a variable of the dashboard nor one of GRAFANA_VARIABLES"
-        return values[name]
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]", value, expr)
-
-
 def test_overview_has_the_seed_panels():
     overview = json.loads((ROLE / "files/dashboards/arq-overview.json").read_text())
     assert overview["title"] == "arQ Platform Overview"
@@ -220,7 +181,7 @@ def test_every_dashboard_query_returns_data(promtool, tmp_path):
     """Every panel's and query variable's query, as Grafana sends it, parses and returns data on a
     healthy stack's series: an empty one is a panel that never shows anything (a label set that
     does not match, a metric the exporter does not have), but for those of MAY_BE_EMPTY."""
-    found = {name: as_grafana_sends(expr, variables) for name, expr, variables in queries()}
+    found = sent()
     assert len(found) > 40 and set(MAY_BE_EMPTY) <= set(found)
     run = promtool_test(promtool, tmp_path, [check(name, query, name in MAY_BE_EMPTY) for name, query in found.items()])
     assert run.returncode == 0, run.stdout + run.stderr
