@@ -27,9 +27,22 @@ description:
     and alerts read C(instance="db1"), not an address.
   - The address scraped is the host's C(ansible_host) (else its inventory name); IPv6 literals
     are bracketed. A host variable C(<var_prefix>_web_listen_address) (C(host:port),
-    C([v6]:port), C(:port)) overrides the port, and the address too unless its host part is
-    empty, C(0.0.0.0) or C([::]). C(<var_prefix>_web_telemetry_path) overrides the metrics path
-    for that host (through the C(__metrics_path__) target label).
+    C([v6]:port), C(:port)) overrides the port, and the address too unless its host part is a
+    wildcard - empty, C(0.0.0.0), or any spelling of the IPv6 unspecified address (C([::]),
+    C([::0]), C([0:0:0:0:0:0:0:0]) ...). C(<var_prefix>_web_telemetry_path) overrides the
+    metrics path for that host (through the C(__metrics_path__) target label).
+  - A listen address on loopback only (C(127.0.0.0/8), C([::1]) in any spelling, C(localhost),
+    C(*.localhost)) cannot be scraped from another host and is refused, unless I(scraper) is
+    that very host; then the loopback address is the target. With sharding, a host this
+    server's shard does not keep is not checked.
+  - The C(prometheus) and C(alertmanager) jobs follow the path of each host's
+    C(<var_prefix>_web_external_url) (C(prometheus_web_external_url),
+    C(alertmanager_web_external_url)), which these servers serve everything under -
+    C(https://x/prometheus/) gives C(/prometheus/metrics) for that host (through
+    C(__metrics_path__)). A host's C(<var_prefix>_web_telemetry_path) wins.
+  - Addresses are checked - host names are DNS names (letters, digits, C(_), C(-) not at either
+    end of a label, at most 253 characters); digits and dots only must be a valid IPv4 address;
+    brackets hold an IPv6 address; a C(%zone) only follows a link-local IPv6 address.
   - Targets and jobs are sorted; a host in several groups of one job is scraped once.
   - Bad input fails with C(scrape_configs:) followed by the job or host and the field at fault;
     no password is ever part of a message. Undefined variables fail as Ansible's own error.
@@ -71,7 +84,9 @@ options:
         description: The port scraped when a host does not set its own listen address.
         type: int
       metrics_path:
-        description: The HTTP path of the metrics.
+        description:
+          - The HTTP path of the metrics. Starts with C(/); no query string, fragment,
+            whitespace or control character.
         type: str
         default: /metrics
       scheme:
@@ -83,17 +98,24 @@ options:
           - Prefix of the host variables C(<var_prefix>_web_listen_address) and
             C(<var_prefix>_web_telemetry_path) read for this job. C('') reads none.
           - Defaults to the role's name for built-in jobs (C(node_exporter) for C(node)) and
-            to the job's name for other jobs.
+            to the job's name for other jobs, each character that a variable name cannot hold
+            (C(-), C(.)) turned into C(_), and C(_) before a leading digit - C(my-app.v2) reads
+            C(my_app_v2_web_listen_address).
         type: str
       labels:
-        description: Labels added to every target of the job (host labels win).
+        description: Labels added to every target of the job (host labels win), named and valued as in I(labels_var).
         type: dict
         default: {}
       scrape_interval:
-        description: The job's scrape interval (a Prometheus duration such as C(30s)).
+        description:
+          - The job's scrape interval, a Prometheus duration - units C(y), C(w), C(d), C(h),
+            C(m), C(s), C(ms) in that order, each at most once, as in C(30s) or C(1m30s); above 0.
         type: str
       scrape_timeout:
-        description: The job's scrape timeout (a Prometheus duration).
+        description:
+          - The job's scrape timeout (a Prometheus duration), at most its I(scrape_interval),
+            else at most the global one of I(scraper) (its host variable
+            C(prometheus_scrape_interval)) when that is set.
         type: str
       tls:
         description:
@@ -127,7 +149,7 @@ options:
       - Name of the host variable holding extra labels for all of that host's targets,
         for example a dict with C(env) and C(datacenter).
       - Label names must be valid Prometheus label names, not start with C(__), and not be
-        C(instance) or C(job); values are strings or numbers.
+        C(instance) or C(job); values are strings (UTF-8 text) or numbers.
     type: str
     default: prometheus_target_labels
   file_sd_dir:
@@ -160,6 +182,15 @@ options:
     description: This Prometheus server's shard, from 0 to I(shard_count) - 1.
     type: int
     default: 0
+  scraper:
+    description:
+      - The inventory name of the Prometheus host this configuration is for (site.yml passes
+        C(inventory_hostname)).
+      - A target listening on loopback only is scraped at that loopback address when it is
+        this host, and refused otherwise - also when I(scraper) is not given.
+      - Its host variable C(prometheus_scrape_interval), when set, is the global scrape
+        interval each job's I(scrape_timeout) is checked against.
+    type: str
 notes:
   - The filter reads only the host variables named above, and only for hosts of a scraped group.
 seealso:
@@ -194,13 +225,14 @@ prometheus_scrape_configs_over_tls: >-
      basic_auth={'username': 'prometheus', 'password': vault_scrape_password}) }}
 
 # Those jobs, targets in files (no reload when hosts come and go), sharded over two
-# Prometheus servers whose host_vars set prometheus_shard to 0 and 1; one call, both parts:
+# Prometheus servers whose host_vars set prometheus_shard to 0 and 1, each config for its own
+# host (scraper: loopback-only exporters of that host are scraped there); one call, both parts:
 # prometheus_scrape.scrape_configs goes into prometheus.yml,
 # prometheus_scrape.file_sd['node.yml'] into /etc/prometheus/file_sd/node.yml
 prometheus_scrape: >-
   {{ groups | arq.monitoring.scrape_configs(hostvars, prometheus_scrape_jobs,
      file_sd_dir='/etc/prometheus/file_sd', output='both',
-     shard_count=2, shard_index=prometheus_shard) }}
+     shard_count=2, shard_index=prometheus_shard, scraper=inventory_hostname) }}
 
 # host_vars/db1.yml: per-host settings the filter reads
 ansible_host: 2001:db8::10                        # node: [2001:db8::10]:9100
@@ -223,29 +255,43 @@ _value:
 """
 
 import gc
+import hashlib
+import ipaddress
 import re
 import socket
 from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
 
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
 from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SERVICES
 
-# A job's host variables are <var_prefix>_web_listen_address and <var_prefix>_web_telemetry_path.
+# A job's host variables are <var_prefix>_web_listen_address and <var_prefix>_web_telemetry_path,
+# and for the services of ROUTE_PREFIX_SERVICES <var_prefix>_web_external_url.
 LISTEN_SUFFIX = "_web_listen_address"
+PATH_SUFFIX = "_web_telemetry_path"
+EXTERNAL_URL_SUFFIX = "_web_external_url"
 
-# Built-in jobs, one per service of the catalog: job name -> group, port, metrics path and the
-# roles' variable prefix (the service's listen variable without its suffix).
+# Services that serve every path, their metrics too, under the path of their external URL.
+ROUTE_PREFIX_SERVICES = ("alertmanager", "prometheus")
+
+# Built-in jobs, one per service of the catalog: job name -> group, port, metrics path, the
+# roles' variable prefix (the service's listen variable without its suffix) and whether the
+# metrics path follows the host's external URL.
 BUILTIN_JOBS = {
     service["job"]: {"group": service["group"], "port": service["port"], "metrics_path": service["metrics_path"],
-                     "var_prefix": service["listen_var"][:-len(LISTEN_SUFFIX)]}
-    for service in SERVICES.values()
+                     "var_prefix": service["listen_var"][:-len(LISTEN_SUFFIX)],
+                     "route_prefix": name in ROUTE_PREFIX_SERVICES}
+    for name, service in SERVICES.items()
 }
 
 # The jobs of the collection's own services (a role installs them), which the tls and basic_auth
 # options apply to.
 SERVICE_JOBS = frozenset(service["job"] for service in SERVICES.values() if service["role"])
+
+# The scraping Prometheus host's global scrape interval (the prometheus role's variable).
+GLOBAL_INTERVAL_VAR = BUILTIN_JOBS[SERVICES["prometheus"]["job"]]["var_prefix"] + "_scrape_interval"
 
 JOB_OPTIONS = (
     "basic_auth", "enabled", "group", "labels", "metrics_path", "name", "port", "scheme",
@@ -260,11 +306,21 @@ SHARD_LABEL = "__tmp_shard"
 
 _JOB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NOT_VAR_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_HOST_NAME = re.compile(r"[^\s/\\@#?\[\]:]+\Z")
-_DURATION = re.compile(r"(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\Z")
+# A DNS label as Go's resolver (Prometheus') takes it: "_" allowed, no "-" at either end.
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_DOTTED_DIGITS = re.compile(r"[0-9.]+")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"  # no leading zero, as ipaddress
+_IPV4 = re.compile(r"(?:%s\.){3}%s" % (_OCTET, _OCTET))
+_ZONE = re.compile(r"[A-Za-z0-9_.-]+")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_USERINFO = re.compile(r"//[^/?#]*@")
+# Prometheus durations: units largest first, each at most once; milliseconds per unit.
+_DURATION = re.compile(r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?")
+_DURATION_MS = (365 * 86400000, 7 * 86400000, 86400000, 3600000, 60000, 1000, 1)
+_MAX_DURATION_MS = (2 ** 63 - 1) // 1000000  # Go's time.Duration: int64 nanoseconds
 _RESERVED_LABELS = ("instance", "job")
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 def _fail(where, message):
@@ -278,6 +334,15 @@ def _defined(value):
     return value
 
 
+def _utf8(text):
+    """Whether a str can be written out (as YAML): no lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _port(value, where):
     if isinstance(value, str) and value.isdigit() and value.isascii():
         value = int(value)
@@ -288,65 +353,142 @@ def _port(value, where):
     return value
 
 
-def _host(value, where):
-    """Return the host part of a target address: a name, an IPv4 address or a bracketed IPv6 literal."""
+def _ipv6(literal, shown, where):
+    """The address of an IPv6 literal (no brackets), None if it is none; a %zone only on a link-local one."""
+    address, percent, zone = literal.partition("%")
+    try:
+        ip = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, address))  # a tenth of ipaddress' parse time
+    except (OSError, ValueError, UnicodeError):
+        return None
+    if percent and not _ZONE.fullmatch(zone):
+        _fail(where, "%r has an invalid IPv6 zone" % shown)
+    if percent and not ip.is_link_local:
+        _fail(where, "%r: a zone (%%%s) is only valid on a link-local IPv6 address (fe80::/10)" % (shown, zone))
+    return ip
+
+
+def _is_host_name(value):
+    name = value[:-1] if value.endswith(".") else value
+    return len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
+
+
+def _parse_host(value, where, want_ip=False):
+    """The host part of a target address (a name, an IPv4 address or a bracketed IPv6 literal)
+    and its ipaddress address: None for a name, and for an IPv4 address unless want_ip."""
     if not isinstance(value, str):
         _fail(where, "the address must be a string, not %s" % type(value).__name__)
     if not value:
         _fail(where, "empty address")
     if ":" in value or value.startswith("["):
         literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-        address, percent, zone = literal.partition("%")  # fe80::1%eth0: a zone (interface) index
-        try:
-            socket.inet_pton(socket.AF_INET6, address)
-        except OSError:
+        ip = _ipv6(literal, value, where)
+        if ip is None:
             _fail(where, "%r is neither a host name, an IPv4 address nor an IPv6 address" % value)
-        if percent and not _HOST_NAME.match(zone):
-            _fail(where, "%r has an invalid IPv6 zone" % value)
-        return "[%s]" % literal
-    if not _HOST_NAME.match(value):
+        return "[%s]" % literal, ip
+    if "%" in value:
+        _fail(where, "%r: a zone (%%...) is only valid on a link-local IPv6 address" % value)
+    if _DOTTED_DIGITS.fullmatch(value):  # never a name (Go's resolver agrees): an IPv4 address or wrong
+        if not _IPV4.fullmatch(value):
+            _fail(where, "%r is not a valid IPv4 address" % value)
+        return value, ipaddress.IPv4Address(value) if want_ip else None
+    if not _is_host_name(value):
         _fail(where, "%r is not a valid host name or address" % value)
-    return value
+    return value, None
 
 
 def _listen_address(value, where):
-    """Split host:port, [v6]:port or :port; the host is None for a wildcard (all addresses)."""
+    """Split host:port, [v6]:port or :port into (host, port, loopback); the host is None for a
+    wildcard (all addresses: empty, or any spelling of 0.0.0.0 or ::)."""
     if not isinstance(value, str):
         _fail(where, "expected host:port, [v6]:port or :port, not %s" % type(value).__name__)
     if value.startswith("["):
-        host, sep, port = value[1:].partition("]:")
+        literal, sep, port = value[1:].partition("]:")
         if not sep:
             _fail(where, "%r: expected [v6]:port" % value)
+        port = _port(port, where)
+        ip = _ipv6(literal, value, where)
+        if ip is None:
+            _fail(where, "%r: brackets hold an IPv6 address, not %r" % (value, literal))
+        host = "[%s]" % literal
     else:
         host, sep, port = value.rpartition(":")
         if not sep:
             _fail(where, "%r: expected host:port or :port" % value)
         if ":" in host:
             _fail(where, "%r: an IPv6 address needs brackets, as in [v6]:port" % value)
-    port = _port(port, where)
-    if host in _WILDCARD_HOSTS:
-        return None, port
-    return _host(host, where), port
+        port = _port(port, where)
+        if not host:
+            return None, port, False
+        host, ip = _parse_host(host, where, want_ip=True)
+    if ip is None:
+        name = host.rstrip(".").lower()
+        return host, port, name == "localhost" or name.endswith(".localhost")  # RFC 6761
+    ip = getattr(ip, "ipv4_mapped", None) or ip  # ::ffff:a.b.c.d listens as a.b.c.d
+    if ip.is_unspecified:
+        return None, port, False
+    return host, port, ip.is_loopback
 
 
 def _metrics_path(value, where):
     if not isinstance(value, str) or not value.startswith("/"):
         _fail(where, "%r is not a path starting with /" % (value,))
+    if "?" in value or "#" in value:
+        _fail(where, "%r: a metrics path has no query string (?) or fragment (#)" % value)
+    if _SPACE_OR_CONTROL.search(value):
+        _fail(where, "%r contains whitespace or a control character" % value)
+    if not _utf8(value):
+        _fail(where, "%r is not valid UTF-8 text" % value)
     return value
+
+
+def _url_path(value, where):
+    """The path an external URL puts before every path served, '' for none: its path without the
+    slashes at either end, as Prometheus and Alertmanager derive their route prefix."""
+    if not isinstance(value, str):
+        _fail(where, "expected a URL, not %s" % type(value).__name__)
+    if not value:
+        return ""
+    shown = _USERINFO.sub("//...@", value)  # a password in the URL stays out of messages
+    if _SPACE_OR_CONTROL.search(value):
+        _fail(where, "%r contains whitespace or a control character" % shown)
+    try:
+        parts = urlsplit(value)
+        path = unquote(parts.path, errors="strict").strip("/")  # they serve the decoded path
+    except (ValueError, UnicodeError):
+        _fail(where, "%r is not a valid URL" % shown)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        _fail(where, "%r is not an http:// or https:// URL" % shown)
+    return "/" + path if path else ""
+
+
+def _duration(value, where):
+    """A Prometheus duration (1y2w3d4h5m6s7ms, units largest first) in milliseconds, above 0."""
+    match = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
+    if match is None:
+        _fail(where, "%r is not a Prometheus duration such as 30s or 1m30s" % (value,))
+    milliseconds = sum(int(count) * unit for count, unit in zip(match.groups(), _DURATION_MS) if count)
+    if not milliseconds:
+        _fail(where, "%r must be longer than 0" % value)
+    if milliseconds > _MAX_DURATION_MS:
+        _fail(where, "%r is out of range (Prometheus takes up to about 292 years)" % value)
+    return milliseconds
 
 
 def _labels(value, where):
     if not isinstance(value, Mapping):
         _fail(where, "labels must be a dict, not %s" % type(value).__name__)
-    labels = {}
-    for name in sorted(value):
+    for name in value:  # before sorting: names of mixed types do not sort
         if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
             _fail(where, "%r is not a valid label name" % (name,))
         if name in _RESERVED_LABELS:
             _fail(where, "label %r is set by the filter and cannot be overridden" % name)
+    labels = {}
+    for name in sorted(value):
         label = _defined(value[name])
         if isinstance(label, bool) or not isinstance(label, (str, int, float)):
             _fail(where, "label %r must be a string or a number, not %s" % (name, type(label).__name__))
+        if isinstance(label, str) and not _utf8(label):
+            _fail(where, "label %r: the value is not valid UTF-8 text" % name)
         labels[name] = str(label)
     return labels
 
@@ -363,6 +505,15 @@ def _check_keys(value, known, where, show_unknown=True):
         _fail(where, "unknown option %s (known: %s)" % (", ".join(repr(k) for k in unknown), ", ".join(known)))
 
 
+def _text(value, key, where):
+    """A non-empty string option, written out as it is; its value is never part of a message."""
+    if not isinstance(value, str) or not value:
+        _fail(where, "%s must be a non-empty string" % key)
+    if not _utf8(value):
+        _fail(where, "%s is not valid UTF-8 text" % key)
+    return value
+
+
 def _tls(value, where):
     _check_keys(value, TLS_OPTIONS, where)
     tls = {}
@@ -372,8 +523,8 @@ def _tls(value, where):
         if key == "insecure_skip_verify":
             if not isinstance(value[key], bool):
                 _fail(where, "insecure_skip_verify must be true or false")
-        elif not isinstance(value[key], str) or not value[key]:
-            _fail(where, "%s must be a non-empty string" % key)
+        else:
+            _text(value[key], key, where)
         tls[key] = value[key]
     if ("cert_file" in tls) != ("key_file" in tls):
         _fail(where, "cert_file and key_file go together")
@@ -384,20 +535,26 @@ def _basic_auth(value, where):
     # Messages here name known fields only: never a value, nor an unknown key (a {user: password}
     # dict, as the roles' *_web_basic_auth_users, would otherwise print a password).
     _check_keys(value, BASIC_AUTH_OPTIONS, where, show_unknown=False)
-    username = value.get("username")
-    if not isinstance(username, str) or not username:
-        _fail(where, "username must be a non-empty string")
+    username = _text(value.get("username"), "username", where)
     secrets = [key for key in ("password", "password_file") if key in value]
     if len(secrets) != 1:
         _fail(where, "needs exactly one of password, password_file")
-    secret = value[secrets[0]]
-    if not isinstance(secret, str) or not secret:
-        _fail(where, "%s must be a non-empty string" % secrets[0])
-    return {"username": username, secrets[0]: secret}
+    return {"username": username, secrets[0]: _text(value[secrets[0]], secrets[0], where)}
 
 
-def _jobs(jobs, builtin_jobs, groups, service_defaults):
-    """Validate the jobs and merge them over the built-in ones; return them sorted by name."""
+def _var_prefix(job_name):
+    """The host variable prefix of a job that names none: its name, each character a variable
+    name cannot hold turned into _, and a _ before a leading digit."""
+    prefix = _NOT_VAR_CHARS.sub("_", job_name)
+    return "_" + prefix if prefix[:1].isdigit() else prefix
+
+
+def _jobs(jobs, builtin_jobs, groups, service_defaults, global_interval):
+    """Validate the jobs and merge them over the built-in ones; return them sorted by name.
+
+    global_interval: None, or (its text, milliseconds, where it was read) of the scraping
+    Prometheus' global scrape interval.
+    """
     if jobs is None:
         jobs = []
     if not isinstance(jobs, (list, tuple)):
@@ -419,7 +576,7 @@ def _jobs(jobs, builtin_jobs, groups, service_defaults):
             _fail(where, "duplicate job name")
         declared.add(name)
         _check_keys(entry, JOB_OPTIONS, where)
-        spec = specs.setdefault(name, {"var_prefix": name})
+        spec = specs.setdefault(name, {"var_prefix": _var_prefix(name)})
         spec.update(entry)
     result = []
     for name in sorted(specs):
@@ -448,9 +605,10 @@ def _jobs(jobs, builtin_jobs, groups, service_defaults):
         scheme = spec.get("scheme", "https" if tls else "http")
         if scheme not in ("http", "https"):
             _fail(where, "scheme: %r is not http or https" % (scheme,))
-        var_prefix = spec.get("var_prefix", name)
+        var_prefix = spec["var_prefix"]
         if not isinstance(var_prefix, str) or (var_prefix and not _VAR_NAME.match(var_prefix)):
             _fail(where, "var_prefix: %r is not a variable name prefix" % (var_prefix,))
+        labels = spec.get("labels")
         job = {
             "name": name,
             "groups": sorted(set(group_list)),
@@ -458,17 +616,34 @@ def _jobs(jobs, builtin_jobs, groups, service_defaults):
             "metrics_path": _metrics_path(spec.get("metrics_path", "/metrics"), where + ": metrics_path"),
             "scheme": scheme,
             "var_prefix": var_prefix,
-            "labels": _labels(spec.get("labels") or {}, where + ": labels"),
+            "route_prefix": spec.get("route_prefix", False),
+            "labels": _labels(labels, where + ": labels") if labels is not None else {},
             "tls": tls,
             "basic_auth": _basic_auth(spec["basic_auth"], where + ": basic_auth") if spec.get("basic_auth") is not None else None,
         }
+        durations = {}
         for key in ("scrape_interval", "scrape_timeout"):
-            value = spec.get(key)
-            if value is not None and (not isinstance(value, str) or not _DURATION.match(value)):
-                _fail(where, "%s: %r is not a Prometheus duration such as 30s or 1m30s" % (key, value))
-            job[key] = value
+            job[key] = spec.get(key)
+            if job[key] is not None:
+                durations[key] = _duration(job[key], "%s: %s" % (where, key))
+        # Prometheus refuses a timeout longer than the job's interval, its own or the global one.
+        if "scrape_timeout" in durations:
+            if "scrape_interval" in durations:
+                if durations["scrape_timeout"] > durations["scrape_interval"]:
+                    _fail(where, "scrape_timeout: %s is longer than the job's scrape_interval %s"
+                          % (job["scrape_timeout"], job["scrape_interval"]))
+            elif global_interval and durations["scrape_timeout"] > global_interval[1]:
+                _fail(where, "scrape_timeout: %s is longer than the global scrape interval %s (%s)"
+                      % (job["scrape_timeout"], global_interval[0], global_interval[2]))
         result.append(job)
     return result
+
+
+def _shard_of(instance, shard_count):
+    """The shard whose hashmod relabel keeps this instance: Prometheus' hashmod is the md5 of the
+    source label values joined by ";", its last 8 bytes as a big-endian uint64, modulo."""
+    digest = hashlib.md5(instance.encode("utf-8"), usedforsecurity=False).digest()
+    return int.from_bytes(digest[8:], "big") % shard_count
 
 
 def _shard_relabel(shard_count, shard_index):
@@ -481,7 +656,7 @@ def _shard_relabel(shard_count, shard_index):
         _fail("shard_index", "%d is out of range for shard_count %d (0 to %d)" % (shard_index, shard_count, shard_count - 1))
     if shard_count == 1:
         return None
-    # Prometheus: md5 of the source label values joined by ";", last 8 bytes as a big-endian uint64, modulo.
+    # What _shard_of computes.
     return [
         {"source_labels": ["instance"], "modulus": shard_count, "target_label": SHARD_LABEL, "action": "hashmod"},
         {"source_labels": [SHARD_LABEL], "regex": str(shard_index), "action": "keep"},
@@ -489,13 +664,17 @@ def _shard_relabel(shard_count, shard_index):
 
 
 class _Hosts:
-    """Per-host facts, read once from hostvars however many jobs scrape the host."""
+    """Per-host facts, read once from hostvars however many jobs scrape the host, and what the
+    loopback rule needs: the scraping host and this server's shard."""
 
-    def __init__(self, hostvars, labels_var):
+    def __init__(self, hostvars, labels_var, scraper, shard_count, shard_index):
         self._hostvars = hostvars
         self._labels_var = labels_var
+        self.scraper = scraper
+        self._shard = (shard_count, shard_index)
         # name -> (variables, address, extra labels, sorted labels with instance)
         self.cache = {}
+        self.checked_groups = set()
 
     def read(self, name):
         where = "host %r" % name
@@ -504,26 +683,55 @@ class _Hosts:
             _fail(where, "hostvars entry must be a dict, not %s" % type(variables).__name__)
         address = _defined(variables.get("ansible_host"))
         if address is None:
-            address = _host(name, where + ": inventory_hostname")
+            address = _parse_host(name, where + ": inventory_hostname")[0]
         else:
-            address = _host(address, where + ": ansible_host")
+            address = _parse_host(address, where + ": ansible_host")[0]
         labels = _defined(variables.get(self._labels_var))
         labels = _labels(labels, "%s: %s" % (where, self._labels_var)) if labels is not None else {}
         host = self.cache[name] = (variables, address, labels, dict(sorted(dict(labels, instance=name).items())))
         return host
+
+    def check_loopback(self, name, listen_var, listen):
+        """A loopback-only listener is scraped by the Prometheus on that host, and no other."""
+        if name == self.scraper:
+            return
+        shard_count, shard_index = self._shard
+        if shard_count > 1 and _shard_of(name, shard_count) != shard_index:
+            return  # another shard's target: this server drops it
+        where = "host %r: %s" % (name, listen_var)
+        if self.scraper is None:
+            _fail(where, "%r listens on loopback only, which no other host can scrape; listen on an address "
+                         "Prometheus reaches, or give scraper=%r if this is the config of the Prometheus on %r"
+                         % (listen, name, name))
+        _fail(where, "%r listens on loopback only, which Prometheus on %r cannot scrape; listen on an address "
+                     "it reaches" % (listen, self.scraper))
+
+
+def _members(group, groups, hosts):
+    """The host names of a group, checked once per call."""
+    members = groups[group]
+    if group in hosts.checked_groups:
+        return members
+    if not isinstance(members, (list, tuple)):
+        _fail("group %r" % group, "must be a list of host names")
+    # The usual case at C speed: plain non-empty strs; else one by one (str subclasses pass).
+    if set(map(type, members)) - {str} or "" in members or not _utf8("".join(members)):
+        for member in members:
+            if not isinstance(_defined(member), str) or not member or not _utf8(member):
+                _fail("group %r" % group, "%r is not a host name" % (member,))
+    hosts.checked_groups.add(group)
+    return members
 
 
 def _targets(job, groups, hosts):
     """The job's target groups, one per host of its groups, sorted by host."""
     names = set()
     for group in job["groups"]:
-        members = groups[group]
-        if not isinstance(members, (list, tuple)):
-            _fail("group %r" % group, "must be a list of host names")
-        names.update(members)
+        names.update(_members(group, groups, hosts))
     prefix = job["var_prefix"]
     listen_var = prefix + LISTEN_SUFFIX if prefix else None
-    path_var = prefix + "_web_telemetry_path"
+    path_var = prefix + PATH_SUFFIX
+    url_var = prefix + EXTERNAL_URL_SUFFIX if prefix and job["route_prefix"] else None
     job_path = job["metrics_path"]
     job_labels = job["labels"]
     port_suffix = ":%d" % job["port"]
@@ -539,13 +747,19 @@ def _targets(job, groups, hosts):
         if listen_var is not None:
             listen = variables.get(listen_var)
             if listen is not None:
-                listen_host, port = _listen_address(_defined(listen), "host %r: %s" % (name, listen_var))
+                listen_host, port, loopback = _listen_address(_defined(listen), "host %r: %s" % (name, listen_var))
+                if loopback:
+                    hosts.check_loopback(name, listen_var, listen)
                 target = "%s:%d" % (listen_host or address, port)
             path = variables.get(path_var)
-            if path is not None and _defined(path) != job_path:
-                path = _metrics_path(path, "host %r: %s" % (name, path_var))
-            else:
-                path = None
+            if path is not None:
+                path = _metrics_path(path, "host %r: %s" % (name, path_var)) if _defined(path) != job_path else None
+            elif url_var is not None:
+                url = variables.get(url_var)
+                if url is not None:
+                    where = "host %r: %s" % (name, url_var)
+                    route = _url_path(_defined(url), where)
+                    path = _metrics_path(route + job_path, where) if route else None
         if job_labels or path:
             labels = dict(job_labels, **host_labels)
             labels["instance"] = name
@@ -558,9 +772,21 @@ def _targets(job, groups, hosts):
     return targets
 
 
+def _global_interval(hostvars, scraper):
+    """(text, milliseconds, where) of the scraper's global scrape interval, None when unknown."""
+    variables = hostvars[scraper] if scraper is not None and scraper in hostvars else None
+    if not isinstance(variables, Mapping):
+        return None
+    value = _defined(variables.get(GLOBAL_INTERVAL_VAR))
+    if value is None or value == "":
+        return None
+    where = "host %r: %s" % (scraper, GLOBAL_INTERVAL_VAR)
+    return value, _duration(value, where), where
+
+
 def scrape_configs(groups, hostvars, jobs=None, *, tls=None, basic_auth=None, builtin_jobs=True,
                    labels_var="prometheus_target_labels", file_sd_dir="", output="scrape_configs",
-                   shard_count=1, shard_index=0):
+                   shard_count=1, shard_index=0, scraper=None):
     """Build Prometheus scrape configs from the inventory; see DOCUMENTATION."""
     # The output is hosts x jobs small dicts and lists, none of them in a reference cycle. With
     # the cyclic garbage collector on, its passes over that growing heap make the time grow
@@ -570,16 +796,16 @@ def scrape_configs(groups, hostvars, jobs=None, *, tls=None, basic_auth=None, bu
     gc.disable()
     try:
         return _scrape_configs(groups, hostvars, jobs, tls, basic_auth, builtin_jobs, labels_var, file_sd_dir, output,
-                               shard_count, shard_index)
+                               shard_count, shard_index, scraper)
     finally:
         if collecting:
             gc.enable()
 
 
 def _scrape_configs(groups, hostvars, jobs, tls, basic_auth, builtin_jobs, labels_var, file_sd_dir, output,
-                    shard_count, shard_index):
+                    shard_count, shard_index, scraper):
     for argument in (groups, hostvars, jobs, tls, basic_auth, builtin_jobs, labels_var, file_sd_dir, output,
-                     shard_count, shard_index):
+                     shard_count, shard_index, scraper):
         _defined(argument)
     # Checked here too, so that a mistake is named after the option even with no service job.
     service_defaults = {}
@@ -597,11 +823,19 @@ def _scrape_configs(groups, hostvars, jobs, tls, basic_auth, builtin_jobs, label
         _fail("labels_var", "%r is not a variable name" % (labels_var,))
     if not isinstance(file_sd_dir, str) or (file_sd_dir and not file_sd_dir.startswith("/")):
         _fail("file_sd_dir", "%r is not an absolute path" % (file_sd_dir,))
+    if not _utf8(file_sd_dir):
+        _fail("file_sd_dir", "%r is not valid UTF-8 text" % file_sd_dir)
+    if scraper is not None:
+        if not isinstance(scraper, str) or not scraper:
+            _fail("scraper", "%r is not an inventory host name" % (scraper,))
+        if scraper not in hostvars and not any(scraper in members for members in groups.values()
+                                               if isinstance(members, (list, tuple))):
+            _fail("scraper", "%r is not a host of the inventory" % scraper)
     relabel = _shard_relabel(shard_count, shard_index)
-    hosts = _Hosts(hostvars, labels_var)
+    hosts = _Hosts(hostvars, labels_var, scraper, shard_count, shard_index)
     configs = []
     files = {}
-    for job in _jobs(jobs, builtin_jobs, groups, service_defaults):
+    for job in _jobs(jobs, builtin_jobs, groups, service_defaults, _global_interval(hostvars, scraper)):
         config = {"job_name": job["name"], "scheme": job["scheme"], "metrics_path": job["metrics_path"]}
         for key in ("scrape_interval", "scrape_timeout"):
             if job[key] is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import gc
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -16,11 +17,12 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.vault import VaultLib, VaultSecret
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.arq.monitoring.plugins.filter import scrape_configs as plugin
 from ansible_collections.arq.monitoring.plugins.filter.scrape_configs import BUILTIN_JOBS, FilterModule
+from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SERVICES
 
 SECRET = "s3cr3t-Pa55word"
 
@@ -227,7 +229,12 @@ def test_empty_group_gives_a_job_without_targets():
         ({"ansible_host": "192.0.2.7", "node_exporter_web_listen_address": "0.0.0.0:9200"}, "192.0.2.7:9200"),
         ({"ansible_host": "2001:db8::7", "node_exporter_web_listen_address": "[::]:9200"}, "[2001:db8::7]:9200"),
         ({"ansible_host": "192.0.2.7", "node_exporter_web_listen_address": "[2001:db8::8]:9200"}, "[2001:db8::8]:9200"),
-        ({"node_exporter_web_listen_address": "localhost:9101"}, "localhost:9101"),
+        ({"node_exporter_web_listen_address": "localhost1:9101"}, "localhost1:9101"),  # a name, not loopback
+        ({"node_exporter_web_listen_address": "128.0.0.1:9101"}, "128.0.0.1:9101"),
+        ({"ansible_host": "2001:db8::7", "node_exporter_web_listen_address": "[::2]:9200"}, "[::2]:9200"),
+        ({"node_exporter_web_listen_address": "[fe80::1%eth0]:9200"}, "[fe80::1%eth0]:9200"),
+        ({"ansible_host": "web_1.Example.COM."}, "web_1.Example.COM.:9100"),
+        ({"ansible_host": "1a.example"}, "1a.example:9100"),
         ({"node_exporter_web_listen_address": "10.0.0.5:9200", "ansible_host": "192.0.2.7"}, "10.0.0.5:9200"),
         ({"redis_exporter_web_listen_address": "10.0.0.5:9200"}, "h1:9100"),  # another role's variable
     ],
@@ -530,7 +537,8 @@ def test_no_password_in_any_message(basic_auth, other):
 
 @pytest.mark.parametrize(
     "where",
-    ["ansible_host", "listen_address", "telemetry_path", "labels_var", "label_value", "job_port", "job_password", "jobs", "hostvars"],
+    ["ansible_host", "listen_address", "telemetry_path", "labels_var", "label_value", "job_port", "job_password", "jobs", "hostvars",
+     "external_url", "group_member", "scraper", "global_interval"],
 )
 def test_undefined_values_raise_jinja_undefined_errors(where):
     """Undefined values are not reported as bad input: they fail as (Ansible's) undefined errors."""
@@ -538,6 +546,8 @@ def test_undefined_values_raise_jinja_undefined_errors(where):
     hostvars = {"web1": {}}
     jobs = [{"name": "node"}]
     arguments = {}
+    groups = {**G, "prometheus": ["web1"]}
+    options = {}
     if where == "ansible_host":
         hostvars["web1"]["ansible_host"] = undefined
     elif where == "listen_address":
@@ -556,20 +566,554 @@ def test_undefined_values_raise_jinja_undefined_errors(where):
         jobs = undefined
     elif where == "hostvars":
         arguments["hostvars_override"] = undefined
+    elif where == "external_url":
+        hostvars["web1"]["prometheus_web_external_url"] = undefined
+    elif where == "group_member":
+        groups["node_exporter"] = ["web1", undefined]
+    elif where == "scraper":
+        options["scraper"] = undefined
+    elif where == "global_interval":
+        hostvars["web1"]["prometheus_scrape_interval"] = undefined
+        options["scraper"] = "web1"
     with pytest.raises(jinja2.UndefinedError, match="not_defined_anywhere"):
-        scrape_configs(G, arguments.get("hostvars_override", hostvars), jobs)
+        scrape_configs(groups, arguments.get("hostvars_override", hostvars), jobs, **options)
+
+
+# --- issue 15: loopback, wildcards, path prefixes, strict input --------------------------------
+
+HOST_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+WILDCARDS = ["", "0.0.0.0", "[::]", "[::0]", "[0:0:0:0:0:0:0:0]", "[0::0]", "[0000::]", "[::0:0]", "[::ffff:0.0.0.0]"]
+LOOPBACKS = ["127.0.0.1", "127.0.1.1", "127.255.255.254", "localhost", "LocalHost.", "node.localhost", "[::1]",
+             "[0:0:0:0:0:0:0:1]", "[::0:1]", "[0000::0001]", "[::ffff:127.0.0.1]"]
+# Two Prometheus servers (an HA pair) and an exporter host, all scraped by the node job.
+PAIR = inventory(prometheus=["prom1", "prom2"], node_exporter=["prom1", "prom2", "db1"], postgres_exporter=["db1"])
+
+
+def node_target(hostvars, host="db1", **options):
+    """The node job's targets of `host` in PAIR, whose variables are `hostvars`."""
+    return targets(job(run(groups=PAIR, hostvars={host: hostvars}, **options), "node"))[host][0]
+
+
+def refusal(**arguments):
+    """The message of an AnsibleFilterError (and never another exception)."""
+    arguments = {"groups": PAIR, "hostvars": {}, **arguments}
+    with pytest.raises(AnsibleFilterError) as error:
+        run(**arguments)
+    message = str(error.value)
+    assert message.startswith("scrape_configs: "), message
+    assert SECRET not in message
+    return message
+
+
+@pytest.mark.parametrize("host", LOOPBACKS)
+def test_loopback_listener_is_refused_without_a_scraper(host):
+    listen = host + ":9100"
+    message = refusal(hostvars={"db1": {"node_exporter_web_listen_address": listen}})
+    assert message.startswith("scrape_configs: host 'db1': node_exporter_web_listen_address: %r listens on loopback only" % listen)
+    assert "scraper='db1'" in message
+
+
+@pytest.mark.parametrize("host", LOOPBACKS)
+def test_loopback_listener_is_refused_for_the_prometheus_of_another_host(host):
+    listen = host + ":9100"
+    message = refusal(hostvars={"db1": {"node_exporter_web_listen_address": listen}}, scraper="prom1")
+    assert "host 'db1': node_exporter_web_listen_address: %r listens on loopback only" % listen in message
+    assert "which Prometheus on 'prom1' cannot scrape" in message
+
+
+@pytest.mark.parametrize("host", LOOPBACKS)
+def test_loopback_listener_is_the_target_of_the_prometheus_on_that_host(host):
+    listen = host + ":9100"
+    assert node_target({"ansible_host": "10.0.0.9", "node_exporter_web_listen_address": listen}, scraper="db1") == [listen]
+
+
+def test_loopback_rule_per_job_and_per_host_of_an_ha_pair():
+    """prom1's own Prometheus on loopback: prom1's config scrapes it there, prom2's cannot; other
+    hosts and other jobs keep their addresses."""
+    hostvars = {"prom1": {"ansible_host": "10.0.0.1", "prometheus_web_listen_address": "127.0.0.1:9090"},
+                "prom2": {"ansible_host": "10.0.0.2"}, "db1": {"postgres_exporter_web_listen_address": "[::1]:9187"}}
+    with pytest.raises(AnsibleFilterError, match="host 'db1': postgres_exporter_web_listen_address"):
+        run(groups=PAIR, hostvars=hostvars, scraper="prom1")
+    hostvars["db1"] = {}
+    configs = run(groups=PAIR, hostvars=hostvars, scraper="prom1")
+    assert targets(job(configs, "prometheus")) == {"prom1": (["127.0.0.1:9090"], {"instance": "prom1"}),
+                                                    "prom2": (["10.0.0.2:9090"], {"instance": "prom2"})}
+    assert targets(job(configs, "node"))["prom1"][0] == ["10.0.0.1:9100"]
+    message = refusal(hostvars=hostvars, scraper="prom2")
+    assert "host 'prom1': prometheus_web_listen_address: '127.0.0.1:9090' listens on loopback only" in message
+
+
+def test_loopback_target_of_another_shard_is_not_checked():
+    """With shards, only the shard that keeps a host scrapes it: the others' configs are not refused."""
+    hostvars = {"db1": {"node_exporter_web_listen_address": "127.0.0.1:9100"}}
+    own = hashmod("db1", 3)
+    for index in range(3):
+        if index == own:
+            refusal(hostvars=hostvars, shard_count=3, shard_index=index)
+            continue
+        config = job(run(groups=PAIR, hostvars=hostvars, shard_count=3, shard_index=index), "node")
+        group = targets(config)["db1"]
+        assert relabel({"__address__": group[0][0], **group[1]}, config["relabel_configs"]) is None  # dropped
+
+
+@pytest.mark.parametrize("host", WILDCARDS)
+def test_every_wildcard_spelling_keeps_the_host_address(host):
+    assert node_target({"ansible_host": "2001:db8::9", "node_exporter_web_listen_address": host + ":9200"}) == ["[2001:db8::9]:9200"]
+
+
+@st.composite
+def ipv6_spellings(draw):
+    """An IPv6 address (often :: or ::1) and one of its spellings: hextets with or without their
+    leading zeros, in either case, a run of zero hextets as :: or not."""
+    ip = draw(st.one_of(st.just(ipaddress.IPv6Address("::")), st.just(ipaddress.IPv6Address("::1")), st.ip_addresses(v=6)))
+    hextets = [draw(st.sampled_from([h, h.lstrip("0") or "0", h.upper()])) for h in ip.exploded.split(":")]
+    zero_runs = [(i, j) for i in range(8) for j in range(i + 1, 9) if all(int(h, 16) == 0 for h in hextets[i:j])]
+    if zero_runs and draw(st.booleans()):
+        i, j = draw(st.sampled_from(zero_runs))
+        text = ":".join(hextets[:i]) + "::" + ":".join(hextets[j:])
+    else:
+        text = ":".join(hextets)
+    assert ipaddress.IPv6Address(text) == ip
+    return ip, text
+
+
+def expected_target(ip, spelled, port):
+    """What the filter scrapes for a listener on `ip` (spelled so, bracketed for IPv6) of db1, with
+    ansible_host 192.0.2.9, in the config of Prometheus on another host; None when refused."""
+    own = getattr(ip, "ipv4_mapped", None) or ip
+    if own.is_unspecified:
+        return "192.0.2.9:%d" % port
+    return None if own.is_loopback else "%s:%d" % (spelled, port)
+
+
+def check_listener(ip, spelled, port):
+    hostvars = {"ansible_host": "192.0.2.9", "node_exporter_web_listen_address": "%s:%d" % (spelled, port)}
+    wanted = expected_target(ip, spelled, port)
+    if wanted is None:
+        assert "listens on loopback only" in refusal(hostvars={"db1": hostvars}, scraper="prom1")
+        assert node_target(hostvars, scraper="db1") == ["%s:%d" % (spelled, port)]
+    else:
+        assert node_target(hostvars, scraper="prom1") == [wanted]
+
+
+@HOST_SETTINGS
+@given(ipv6_spellings(), st.integers(1, 65535))
+def test_property_ipv6_listener_wildcard_loopback_or_target(spelling, port):
+    ip, text = spelling
+    check_listener(ip, "[%s]" % text, port)
+
+
+@HOST_SETTINGS
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(network="127.0.0.0/8"), st.just(ipaddress.IPv4Address("0.0.0.0"))),
+       st.integers(1, 65535))
+def test_property_ipv4_listener_wildcard_loopback_or_target(ip, port):
+    check_listener(ip, str(ip), port)
+
+
+# Path prefixes: Prometheus and Alertmanager serve under the path of their external URL.
+
+ROUTED = [(SERVICES[name]["job"], BUILTIN_JOBS[SERVICES[name]["job"]]["var_prefix"] + "_web_external_url") for name in ("prometheus", "alertmanager")]
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("https://mon.example/prometheus/", "/prometheus/metrics"),
+    ("https://mon.example/prometheus", "/prometheus/metrics"),
+    ("http://mon.example:9090/a/b/", "/a/b/metrics"),
+    ("https://mon.example//a//", "/a/metrics"),
+    ("https://mon.example/pr%6Fm/", "/prom/metrics"),  # served under the decoded path
+    ("https://mon.example/p/?x=1#top", "/p/metrics"),
+    ("https://mon.example/", None),
+    ("https://mon.example", None),
+    ("", None),
+])
+@pytest.mark.parametrize(("job_name", "url_var"), ROUTED, ids=[r[0] for r in ROUTED])
+def test_prometheus_and_alertmanager_follow_their_external_url(job_name, url_var, url, path):
+    groups = inventory(prometheus=["m1"], alertmanager=["m1"], node_exporter=["m1"])
+    configs = run(groups=groups, hostvars={"m1": {url_var: url, "node_exporter_web_external_url": url}})
+    config = job(configs, job_name)
+    assert config["metrics_path"] == "/metrics"
+    assert config["static_configs"][0]["labels"].get("__metrics_path__") == path
+    for other in configs:  # only the routed jobs, and only their own host variable
+        if other["job_name"] != job_name:
+            assert "__metrics_path__" not in other["static_configs"][0]["labels"]
+
+
+@pytest.mark.parametrize("file_sd", [False, True])
+def test_hosts_of_one_job_with_different_path_prefixes(tmp_path, file_sd):
+    groups = inventory(prometheus=["p1", "p2", "p3"])
+    hostvars = {"p1": {"prometheus_web_external_url": "https://a.example/a/"}, "p2": {},
+                "p3": {"prometheus_web_external_url": "https://b.example/b/c"}}
+    result = run(groups=groups, hostvars=hostvars, output="both", file_sd_dir=str(tmp_path) if file_sd else "")
+    config = job(result["scrape_configs"], "prometheus")
+    assert config["metrics_path"] == "/metrics"
+    groups_of_targets = result["file_sd"]["prometheus.yml"] if file_sd else config["static_configs"]
+    assert {name: labels.get("__metrics_path__") for name, (_t, labels) in targets(groups_of_targets).items()} == {
+        "p1": "/a/metrics", "p2": None, "p3": "/b/c/metrics"}
+
+
+def test_path_prefix_goes_before_the_jobs_path_and_a_telemetry_path_wins():
+    groups = inventory(prometheus=["p1", "p2"])
+    hostvars = {"p1": {"prometheus_web_external_url": "https://x/p/"},
+                "p2": {"prometheus_web_external_url": "https://x/p/", "prometheus_web_telemetry_path": "/own"}}
+    config = job(run(groups=groups, hostvars=hostvars, jobs=[{"name": "prometheus", "metrics_path": "/federate"}]), "prometheus")
+    assert {name: labels["__metrics_path__"] for name, (_t, labels) in targets(config).items()} == {"p1": "/p/federate", "p2": "/own"}
+
+
+def test_path_prefix_only_for_the_builtin_jobs_and_their_variable_prefix():
+    groups = inventory(prometheus=["p1"])
+    hostvars = {"p1": {"prometheus_web_external_url": "https://x/p/"}}
+    own = [{"name": "federate", "group": "prometheus", "port": 9090, "var_prefix": "prometheus"}]
+    assert "__metrics_path__" not in job(run(groups=groups, hostvars=hostvars, jobs=own), "federate")["static_configs"][0]["labels"]
+    no_vars = [{"name": "prometheus", "var_prefix": ""}]
+    assert "__metrics_path__" not in job(run(groups=groups, hostvars=hostvars, jobs=no_vars), "prometheus")["static_configs"][0]["labels"]
+
+
+@pytest.mark.parametrize(("url", "pattern"), [
+    ("mon.example.com/prom/", r"is not an http:// or https:// URL"),
+    ("ftp://mon.example/prom/", r"is not an http:// or https:// URL"),
+    ("https:///prom/", r"is not an http:// or https:// URL"),
+    ("https://mon.example/a b/", r"contains whitespace or a control character"),
+    ("https://mon.example/a\n", r"contains whitespace or a control character"),
+    ("https://[::1/prom", r"is not a valid URL"),
+    ("https://mon.example/%ff/", r"is not a valid URL"),
+    ("https://u:%s@mon.example/a b/" % SECRET, r"'https://\.\.\.@mon.example/a b/' contains whitespace"),  # refusal(): no SECRET
+    ("ftp://u:%s@mon.example/" % SECRET, r"'ftp://\.\.\.@mon.example/' is not an http:// or https:// URL"),
+    (9090, r"expected a URL, not int"),
+    (["https://x/"], r"expected a URL, not list"),
+])
+@pytest.mark.parametrize(("job_name", "url_var"), ROUTED, ids=[r[0] for r in ROUTED])
+def test_bad_external_url_is_refused(job_name, url_var, url, pattern):
+    groups = inventory(prometheus=["m1"], alertmanager=["m1"])
+    message = refusal(groups=groups, hostvars={"m1": {url_var: url}})
+    assert re.match(r"scrape_configs: host 'm1': %s: " % url_var + ".*" + pattern, message), message
+
+
+# Addresses
+
+BAD_IPV4 = ["999.1.1.1", "1.2.3.4.5", "1.2.3", "256.0.0.1", "01.2.3.4", "1..2.3", "1.2.3.4.", "127.1", "0", "..."]
+BAD_NAMES = ["web,1", "web*", "o'brien", "web 1", "web\t1", "web\n", "-web", "web-", "web-.example", "web..example", ".web",
+             "a" * 64, ".".join(["a" * 63] * 4), "wéb", "web/1", "web@1", "web\\1", "web;1", "web\"1", "web\x00"]
+ADDRESS_VARIABLES = ["ansible_host", "node_exporter_web_listen_address", "inventory_hostname"]
+
+
+def address_refusal(address, variable):
+    """The message for `address` as db1's ansible_host or listen host, or as an inventory name."""
+    if variable == "inventory_hostname":
+        groups = inventory(node_exporter=[address])
+        return address, refusal(groups=groups)
+    value = address + ":9100" if variable.endswith("_listen_address") else address
+    return "db1", refusal(hostvars={"db1": {variable: value}})
+
+
+@pytest.mark.parametrize("variable", ADDRESS_VARIABLES)
+@pytest.mark.parametrize("address", BAD_IPV4)
+def test_invalid_ipv4_is_refused(address, variable):
+    host, message = address_refusal(address, variable)
+    assert message == "scrape_configs: host %r: %s: %r is not a valid IPv4 address" % (host, variable, address)
+
+
+@pytest.mark.parametrize("variable", ADDRESS_VARIABLES)
+@pytest.mark.parametrize("address", BAD_NAMES)
+def test_invalid_host_name_is_refused(address, variable):
+    host, message = address_refusal(address, variable)
+    assert message == "scrape_configs: host %r: %s: %r is not a valid host name or address" % (host, variable, address)
+
+
+@pytest.mark.parametrize("variable", ADDRESS_VARIABLES)
+@pytest.mark.parametrize(("address", "pattern"), [
+    ("web1%eth0", r"'web1%eth0': a zone \(%\.\.\.\) is only valid on a link-local IPv6 address"),
+    ("10.0.0.1%eth0", r"'10.0.0.1%eth0': a zone \(%\.\.\.\) is only valid on a link-local IPv6 address"),
+    ("[2001:db8::1%eth0]", r"a zone \(%eth0\) is only valid on a link-local IPv6 address \(fe80::/10\)"),
+    ("[::1%lo]", r"a zone \(%lo\) is only valid on a link-local IPv6 address"),
+    ("[fe80::1%]", r"has an invalid IPv6 zone"),
+    ("[fe80::1%a b]", r"has an invalid IPv6 zone"),
+])
+def test_zone_only_on_a_link_local_ipv6_literal(address, pattern, variable):
+    if variable == "ansible_host" or variable == "inventory_hostname":
+        address = address.strip("[]")
+    host, message = address_refusal(address, variable)
+    assert re.match(r"scrape_configs: host %s: %s: .*%s" % (re.escape(repr(host)), variable, pattern), message), message
+
+
+@pytest.mark.parametrize("listen", ["[zz]:9100", "[10.0.0.2]:9100", "[]:9100", "[web1]:9100", "[[::1]]:9100", "[::1::2]:9100"])
+def test_brackets_hold_only_ipv6_addresses(listen):
+    message = refusal(hostvars={"db1": {"node_exporter_web_listen_address": listen}})
+    assert message.startswith("scrape_configs: host 'db1': node_exporter_web_listen_address: %r: brackets hold an IPv6 address" % listen)
+
+
+@HOST_SETTINGS
+@given(st.text(min_size=1, max_size=20).filter(lambda t: re.search(r"[^A-Za-z0-9_.-]", t) and ":" not in t and not t.startswith("[")))
+def test_property_a_name_with_other_characters_is_refused(name):
+    message = refusal(hostvars={"db1": {"ansible_host": name}})
+    assert message.startswith("scrape_configs: host 'db1': ansible_host: ")
+
+
+@HOST_SETTINGS
+@given(st.from_regex(r"[0-9.]{1,18}", fullmatch=True))
+def test_property_digits_and_dots_are_an_ipv4_address_or_refused(address):
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        assert "is not a valid IPv4 address" in refusal(hostvars={"db1": {"ansible_host": address}})
+    else:
+        assert node_target({"ansible_host": address}) == [address + ":9100"]
+
+
+@HOST_SETTINGS
+@given(st.lists(st.from_regex(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,20}[A-Za-z0-9_])?", fullmatch=True), min_size=1, max_size=4),
+       st.booleans())
+def test_property_dns_names_are_accepted(labels, final_dot):
+    name = ".".join(labels) + ("." if final_dot else "")
+    if re.fullmatch(r"[0-9.]+", name):
+        return  # digits and dots: an IPv4 address (above)
+    assert node_target({"ansible_host": name}) == [name + ":9100"]
+
+
+# Metrics paths
+
+BAD_PATHS = ["metrics", "", "\n/metrics", "/metrics?x=1", "/metrics#top", "/met rics", "/metrics\n", "/metrics\t", "/m\x00",
+             "/m\x7f", "/m\u00a0", "/m\u2028", "/m\udc80", 5, b"/metrics", ["/metrics"]]
+
+
+@pytest.mark.parametrize("path", BAD_PATHS, ids=repr)
+def test_bad_metrics_path_is_refused(path):
+    assert refusal(jobs=[{"name": "node", "metrics_path": path}]).startswith("scrape_configs: job 'node': metrics_path: ")
+    message = refusal(hostvars={"db1": {"node_exporter_web_telemetry_path": path}})
+    assert message.startswith("scrape_configs: host 'db1': node_exporter_web_telemetry_path: ")
+
+
+@HOST_SETTINGS
+@given(st.text(st.characters(codec="utf-8", exclude_categories=["Z", "C"], exclude_characters="?#"), max_size=12))
+def test_property_a_path_without_query_fragment_or_space_is_taken(rest):
+    configs = run(groups=PAIR, hostvars={"db1": {"node_exporter_web_telemetry_path": "/m/" + rest}})
+    assert targets(job(configs, "node"))["db1"][1]["__metrics_path__"] == "/m/" + rest
+    assert job(run(groups=PAIR, jobs=[{"name": "node", "metrics_path": "/m/" + rest}]), "node")["metrics_path"] == "/m/" + rest
+
+
+@HOST_SETTINGS
+@given(st.text(max_size=6), st.sampled_from(["?", "#", " ", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "\u00a0", "\u3000"]),
+       st.text(max_size=6))
+def test_property_a_path_with_query_fragment_or_space_is_refused(before, bad, after):
+    message = refusal(jobs=[{"name": "node", "metrics_path": "/" + before + bad + after}])
+    assert message.startswith("scrape_configs: job 'node': metrics_path: ")
+
+
+# Durations
+
+GOOD_DURATIONS = {"15s": 15000, "1m30s": 90000, "1h": 3600000, "500ms": 500, "1d": 86400000, "1w": 604800000,
+                  "1y": 31536000000, "1y2w3d4h5m6s7ms": 31536000000 + 2 * 604800000 + 3 * 86400000 + 4 * 3600000 + 5 * 60000 + 6007,
+                  "90s": 90000, "01s": 1000, "1m1ms": 60001}
+BAD_DURATIONS = ["", "0", "0s", "0m0s", "1.5s", "1 s", "s", "1S", "1m1h", "1s1s", "10", "-1s", "1ms1s", "\u0663s", "1\u00b5s",
+                 "1ns", "1us", " 1s", "1s\n", "300y", 30, 1.5, None, ["1s"]]
+UNITS = ("y", "w", "d", "h", "m", "s", "ms")
+UNIT_MS = dict(zip(UNITS, (31536000000, 604800000, 86400000, 3600000, 60000, 1000, 1)))
+
+
+@pytest.mark.parametrize("duration", BAD_DURATIONS, ids=repr)
+@pytest.mark.parametrize("key", ["scrape_interval", "scrape_timeout"])
+def test_bad_duration_is_refused(key, duration):
+    if duration is None:
+        return  # None: the option is not set
+    message = refusal(jobs=[{"name": "node", key: duration}])
+    assert message.startswith("scrape_configs: job 'node': %s: %r " % (key, duration)), message
+
+
+@pytest.mark.parametrize("duration", sorted(GOOD_DURATIONS))
+def test_good_duration_is_taken(duration):
+    assert plugin._duration(duration, "here") == GOOD_DURATIONS[duration]
+    config = job(run(groups=PAIR, jobs=[{"name": "node", "scrape_interval": duration, "scrape_timeout": duration}]), "node")
+    assert (config["scrape_interval"], config["scrape_timeout"]) == (duration, duration)
+
+
+durations = st.dictionaries(st.sampled_from(UNITS), st.integers(0, 99), min_size=1).filter(lambda parts: any(parts.values()))
+
+
+def spelled(parts):
+    return "".join("%d%s" % (parts[unit], unit) for unit in UNITS if unit in parts)
+
+
+@HOST_SETTINGS
+@given(durations, durations)
+def test_property_timeout_at_most_the_interval(interval, timeout):
+    jobs = [{"name": "node", "scrape_interval": spelled(interval), "scrape_timeout": spelled(timeout)}]
+    if sum(n * UNIT_MS[u] for u, n in timeout.items()) > sum(n * UNIT_MS[u] for u, n in interval.items()):
+        message = refusal(jobs=jobs)
+        assert message == ("scrape_configs: job 'node': scrape_timeout: %s is longer than the job's scrape_interval %s"
+                           % (spelled(timeout), spelled(interval)))
+    else:
+        assert job(run(groups=PAIR, jobs=jobs), "node")["scrape_timeout"] == spelled(timeout)
+
+
+@HOST_SETTINGS
+@given(st.lists(st.sampled_from(UNITS), min_size=2, max_size=4, unique=True).filter(lambda units: units != sorted(units, key=UNITS.index)))
+def test_property_units_out_of_order_are_refused(units):
+    duration = "".join("1" + unit for unit in units)
+    assert "is not a Prometheus duration" in refusal(jobs=[{"name": "node", "scrape_interval": duration}])
+
+
+def test_timeout_against_the_scrapers_global_interval():
+    hostvars = {"prom1": {"prometheus_scrape_interval": "15s"}}
+    jobs = [{"name": "node", "scrape_timeout": "20s"}]
+    message = refusal(hostvars=hostvars, jobs=jobs, scraper="prom1")
+    assert message == ("scrape_configs: job 'node': scrape_timeout: 20s is longer than the global scrape interval 15s "
+                       "(host 'prom1': prometheus_scrape_interval)")
+    # Unknown global interval (no scraper, or it sets none): taken. Not kept for promtool, whose
+    # configs have a global interval of 15s.
+    plugin.scrape_configs(PAIR, hostvars, jobs)
+    plugin.scrape_configs(PAIR, {"prom1": {"prometheus_scrape_interval": ""}}, jobs, scraper="prom1")
+    run(groups=PAIR, hostvars=hostvars, jobs=[{"name": "node", "scrape_timeout": "15s"}], scraper="prom1")
+    run(groups=PAIR, hostvars=hostvars, jobs=[{"name": "node", "scrape_timeout": "20s", "scrape_interval": "1m"}], scraper="prom1")
+    message = refusal(hostvars={"prom1": {"prometheus_scrape_interval": "15 s"}}, scraper="prom1")
+    assert message == "scrape_configs: host 'prom1': prometheus_scrape_interval: '15 s' is not a Prometheus duration such as 30s or 1m30s"
+
+
+# Labels, group members, job names, the scraper
+
+@pytest.mark.parametrize(("labels", "pattern"), [
+    ({3: "x"}, r"3 is not a valid label name"),
+    ({None: "x"}, r"None is not a valid label name"),
+    ({"env": "x", 3: "y"}, r"3 is not a valid label name"),
+    ({(1, 2): "x"}, r"\(1, 2\) is not a valid label name"),
+    ({"1a": "x"}, r"'1a' is not a valid label name"),
+    ({"a-b": "x"}, r"'a-b' is not a valid label name"),
+    ({"__x": "x"}, r"'__x' is not a valid label name"),
+    ({"é": "x"}, r"'é' is not a valid label name"),
+    ({"": "x"}, r"'' is not a valid label name"),
+    ({"env": []}, r"label 'env' must be a string or a number, not list"),
+    ({"env": {}}, r"label 'env' must be a string or a number, not dict"),
+    ({"env": None}, r"label 'env' must be a string or a number, not NoneType"),
+    ({"env": b"prod"}, r"label 'env' must be a string or a number, not bytes"),
+    ({"env": bytearray(b"prod")}, r"label 'env' must be a string or a number, not bytearray"),
+    ({"env": "pr\udc80d"}, r"label 'env': the value is not valid UTF-8 text"),
+    ([], r"labels must be a dict, not list"),
+    ("env=prod", r"labels must be a dict, not str"),
+], ids=repr)
+def test_bad_labels_are_refused(labels, pattern):
+    message = refusal(hostvars={"db1": {"prometheus_target_labels": labels}})
+    assert re.match(r"scrape_configs: host 'db1': prometheus_target_labels: " + pattern, message), message
+    message = refusal(jobs=[{"name": "node", "labels": labels}])
+    assert re.match(r"scrape_configs: job 'node': labels: " + pattern, message), message
+
+
+LABEL_KEYS = st.one_of(st.text(max_size=6), st.integers(), st.none(), st.sampled_from(["env", "dc", "_x", "__x", "instance"]))
+LABEL_VALUES = st.one_of(st.text(max_size=6), st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2), st.integers(),
+                         st.floats(), st.booleans(), st.none(), st.binary(max_size=3), st.lists(st.integers(), max_size=2))
+
+
+def valid_label(name, value):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name.startswith("__"):
+        return False
+    if name in ("instance", "job") or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return False
+    return not isinstance(value, str) or value == value.encode("utf-8", "replace").decode()  # no lone surrogate
+
+
+@HOST_SETTINGS
+@given(st.dictionaries(LABEL_KEYS, LABEL_VALUES, max_size=4))
+def test_property_labels_are_taken_or_refused(labels):
+    hostvars = {"db1": {"prometheus_target_labels": labels}}
+    if all(valid_label(name, value) for name, value in labels.items()):
+        got = targets(job(run(groups=PAIR, hostvars=hostvars), "node"))["db1"][1]
+        assert got == {**{name: str(value) for name, value in labels.items()}, "instance": "db1"}
+    else:
+        refusal(hostvars=hostvars)
+
+
+@pytest.mark.parametrize(("members", "shown"), [
+    ([3], "3"), ([None], "None"), (["db1", 3], "3"), ([""], "''"), ([["x"]], r"\['x'\]"), (["web\udc80"], r"'web\\udc80'"),
+    ([b"db1"], r"b'db1'"), ([{"db1": {}}], r"\{'db1': \{\}\}"),
+], ids=repr)
+def test_bad_group_members_are_refused(members, shown):
+    message = refusal(groups={**PAIR, "node_exporter": members})
+    assert re.fullmatch(r"scrape_configs: group 'node_exporter': %s is not a host name" % shown, message), message
+
+
+@pytest.mark.parametrize(("name", "prefix"), [("my-app", "my_app"), ("my-app.v2", "my_app_v2"), ("9app", "_9app"), ("app_1", "app_1"),
+                                              ("a.b-c_d", "a_b_c_d")])
+def test_job_name_with_dash_or_dot_reads_a_derived_variable_prefix(name, prefix):
+    hostvars = {"db1": {prefix + "_web_listen_address": ":9999", prefix + "_web_telemetry_path": "/m"}}
+    files = run(groups=PAIR, hostvars=hostvars, jobs=[{"name": name, "group": "postgres_exporter", "port": 8000}],
+                output="file_sd", file_sd_dir="/sd")
+    assert files[name + ".yml"] == [{"targets": ["db1:9999"], "labels": {"__metrics_path__": "/m", "instance": "db1"}}]
+    explicit = [{"name": name, "group": "postgres_exporter", "port": 8000, "var_prefix": "custom"}]
+    config = job(run(groups=PAIR, hostvars={"db1": {"custom_web_listen_address": ":7777", **hostvars["db1"]}}, jobs=explicit), name)
+    assert config["static_configs"][0]["targets"] == ["db1:7777"]
+
+
+@HOST_SETTINGS
+@given(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True))
+def test_property_every_job_name_reads_a_valid_variable_prefix(name):
+    assume(name not in BUILTIN_JOBS)
+    prefix = plugin._var_prefix(name)
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix) and len(prefix) in (len(name), len(name) + 1)
+    jobs = [{"name": name, "group": "postgres_exporter", "port": 8000}]
+    config = job(run(groups=PAIR, hostvars={"db1": {prefix + "_web_listen_address": ":9999"}}, jobs=jobs), name)
+    assert config["static_configs"][0]["targets"] == ["db1:9999"]
+
+
+@pytest.mark.parametrize(("scraper", "pattern"), [
+    (3, r"scraper: 3 is not an inventory host name"),
+    ("", r"scraper: '' is not an inventory host name"),
+    (["prom1"], r"scraper: \['prom1'\] is not an inventory host name"),
+    ("nope", r"scraper: 'nope' is not a host of the inventory"),
+])
+def test_bad_scraper_is_refused(scraper, pattern):
+    assert re.fullmatch("scrape_configs: " + pattern, refusal(scraper=scraper))
+
+
+@pytest.mark.parametrize(("arguments", "pattern"), [
+    ({"jobs": [{"name": "node", "tls": {"ca_file": "/ca\udc80"}}]}, r"job 'node': tls: ca_file is not valid UTF-8 text"),
+    ({"jobs": [{"name": "node", "basic_auth": {"username": "u", "password": SECRET + "\udc80"}}]},
+     r"job 'node': basic_auth: password is not valid UTF-8 text"),
+    ({"basic_auth": {"username": "u\udc80", "password": SECRET}}, r"basic_auth: username is not valid UTF-8 text"),
+    ({"file_sd_dir": "/sd\udc80"}, r"file_sd_dir: '/sd\\udc80' is not valid UTF-8 text"),
+])
+def test_text_that_cannot_be_written_is_refused(arguments, pattern):
+    assert re.fullmatch("scrape_configs: " + pattern, refusal(**arguments))
+
+
+# Anything at all in the places the filter reads: a result that can be written out, or a clear refusal.
+
+JUNK = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.binary(max_size=4),
+              st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2),
+              st.sampled_from(["", ":9100", "127.0.0.1:1", "[::]:1", "/m", "https://x/p/", "15s", "db1", "env"])),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), st.none()),
+                                                                              children, max_size=3)),
+    max_leaves=6,
+)
+HOST_READS = ["ansible_host", "node_exporter_web_listen_address", "node_exporter_web_telemetry_path", "prometheus_target_labels",
+              "prometheus_web_external_url", "prometheus_web_listen_address", "prometheus_scrape_interval"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(HOST_READS), JUNK), st.lists(JUNK, max_size=2),
+       st.dictionaries(st.sampled_from([o for o in plugin.JOB_OPTIONS if o != "name"]), JUNK, max_size=2),
+       st.one_of(st.none(), st.just("db1"), JUNK))
+def test_property_junk_is_taken_or_refused_never_a_crash(variables, members, job_options, scraper):
+    groups = {"all": ["db1"], "prometheus": ["db1"], "node_exporter": ["db1", *members]}
+    try:
+        result = scrape_configs(groups, {"db1": variables}, [{"name": "node", **job_options}], scraper=scraper, output="both")
+    except AnsibleFilterError as error:
+        assert str(error).startswith("scrape_configs: ")
+    else:
+        yaml.safe_dump(result)  # writable as it is: no bytes, no lone surrogate
 
 
 # --- properties (hypothesis) -----------------------------------------------------------------
 
-HOST_NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,12}(\.[a-z]{2,6})?", fullmatch=True)
+HOST_NAMES = st.from_regex(r"[a-z]([a-z0-9-]{0,11}[a-z0-9])?(\.[a-z]{2,6})?", fullmatch=True)
 GROUP_NAMES = sorted({spec["group"] for spec in BUILTIN_JOBS.values()} | {"lb", "edge"})
 CUSTOM_JOBS = [{"name": "haproxy", "group": ["lb", "edge"], "port": 8405}]
 
 
+SCRAPER = "prom0"  # the Prometheus host of inventories(): only it listens on loopback
+
+
 @st.composite
 def inventories(draw, max_hosts=25):
-    hosts = draw(st.lists(HOST_NAMES, min_size=0, max_size=max_hosts, unique=True))
+    """(groups, hostvars) for the calls with scraper=SCRAPER, a host of every inventory."""
+    hosts = [SCRAPER] + draw(st.lists(HOST_NAMES.filter(lambda h: h != SCRAPER), min_size=0, max_size=max_hosts, unique=True))
     groups = {"all": list(hosts), "ungrouped": []}
     for group in GROUP_NAMES:
         groups[group] = draw(st.lists(st.sampled_from(hosts), unique=True)) if hosts else []
@@ -584,9 +1128,8 @@ def inventories(draw, max_hosts=25):
         elif kind == "name":
             variables["ansible_host"] = draw(HOST_NAMES)
         if draw(st.booleans()):
-            variables["node_exporter_web_listen_address"] = draw(st.sampled_from(["", "0.0.0.0", "[::]", "127.0.0.1"])) + ":" + str(
-                draw(st.integers(1, 65535))
-            )
+            listen_hosts = WILDCARDS + LOOPBACKS if host == SCRAPER else WILDCARDS
+            variables["node_exporter_web_listen_address"] = draw(st.sampled_from(listen_hosts)) + ":" + str(draw(st.integers(1, 65535)))
         if draw(st.booleans()):
             variables["prometheus_target_labels"] = draw(
                 st.dictionaries(st.sampled_from(["env", "dc", "role", "rack"]), st.text("abcxyz019-", min_size=0, max_size=8))
@@ -634,7 +1177,7 @@ PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_che
 @given(inventories(), st.randoms(use_true_random=False), st.booleans())
 def test_property_deterministic(inv, rnd, file_sd):
     groups, hostvars = inv
-    options = {"jobs": CUSTOM_JOBS, "output": "both", "file_sd_dir": "/etc/prometheus/file_sd" if file_sd else ""}
+    options = {"jobs": CUSTOM_JOBS, "output": "both", "file_sd_dir": "/etc/prometheus/file_sd" if file_sd else "", "scraper": SCRAPER}
     first = scrape_configs(groups, hostvars, **options)
     again = scrape_configs(*shuffled(groups, hostvars, rnd), **options)
     assert yaml.safe_dump(first, sort_keys=False) == yaml.safe_dump(again, sort_keys=False)
@@ -644,7 +1187,7 @@ def test_property_deterministic(inv, rnd, file_sd):
 @given(inventories())
 def test_property_every_host_of_a_group_once(inv):
     groups, hostvars = inv
-    configs = scrape_configs(groups, hostvars, CUSTOM_JOBS)
+    configs = scrape_configs(groups, hostvars, CUSTOM_JOBS, scraper=SCRAPER)
     wanted = {name: set(groups[spec["group"]]) for name, spec in BUILTIN_JOBS.items()}
     wanted["haproxy"] = set(groups["lb"]) | set(groups["edge"])
     assert {c["job_name"]: None for c in configs}.keys() == wanted.keys()
@@ -662,7 +1205,8 @@ def test_property_every_target_in_exactly_one_shard():
         groups, hostvars = inv
         seen = {}
         for index in range(shard_count):
-            result = scrape_configs(groups, hostvars, CUSTOM_JOBS, shard_count=shard_count, shard_index=index, output="both")
+            result = scrape_configs(groups, hostvars, CUSTOM_JOBS, shard_count=shard_count, shard_index=index, output="both",
+                                    scraper=SCRAPER)
             for config in result["scrape_configs"]:
                 for group in config["static_configs"]:
                     key = (config["job_name"], group["labels"]["instance"])
@@ -670,7 +1214,7 @@ def test_property_every_target_in_exactly_one_shard():
                                    config.get("relabel_configs", []))
                     seen.setdefault(key, []).append(index if kept is not None else None)
         everything = {(c["job_name"], g["labels"]["instance"])
-                      for c in scrape_configs(groups, hostvars, CUSTOM_JOBS) for g in c["static_configs"]}
+                      for c in scrape_configs(groups, hostvars, CUSTOM_JOBS, scraper=SCRAPER) for g in c["static_configs"]}
         assert set(seen) == everything
         for key, shards in seen.items():
             assert len(shards) == shard_count
@@ -707,6 +1251,9 @@ all:
     bad_port:
       hosts:
         bad2: {node_exporter_web_listen_address: ":99999"}
+    loopback:
+      hosts:
+        lo1: {node_exporter_web_listen_address: "127.0.0.1:9100", prometheus_scrape_interval: "{{ '1' ~ '0s' }}"}
 """
 PLAYBOOK = """
 - name: Scrape configs through Ansible
@@ -719,6 +1266,7 @@ PLAYBOOK = """
       - name: node
         basic_auth: {username: prometheus, password: "{{ vault_exporter_password }}"}
     scrape: "{{ groups | arq.monitoring.scrape_configs(hostvars, jobs, file_sd_dir=out + '/sd', output='both') }}"
+    lo_jobs: [{name: lo, group: loopback, port: 1, var_prefix: node_exporter}]
   tasks:
     - name: Write prometheus.yml
       ansible.builtin.copy:
@@ -753,10 +1301,27 @@ PLAYBOOK = """
         broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, jobs_not_defined) }}"
       register: jobs_result
       ignore_errors: true
+    - name: A loopback listener, for the Prometheus on its host
+      ansible.builtin.set_fact:
+        own: "{{ groups | arq.monitoring.scrape_configs(hostvars, lo_jobs, builtin_jobs=false, scraper='lo1') }}"
+    - name: A loopback listener, for the Prometheus on another host
+      ansible.builtin.set_fact:
+        broken: "{{ groups | arq.monitoring.scrape_configs(hostvars, lo_jobs, builtin_jobs=false, scraper='web1') }}"
+      register: loopback_result
+      ignore_errors: true
+    - name: A timeout longer than the scraper's global interval
+      ansible.builtin.set_fact:
+        broken: >-
+          {{ groups | arq.monitoring.scrape_configs(hostvars, [lo_jobs[0] | combine({'scrape_timeout': '20s'})],
+             builtin_jobs=false, scraper='lo1') }}
+      register: interval_result
+      ignore_errors: true
     - name: Record the messages
       ansible.builtin.copy:
         dest: "{{ out }}/messages.json"
-        content: "{{ {'undefined': undefined_result.msg, 'port': port_result.msg, 'auth': auth_result.msg, 'jobs': jobs_result.msg} | to_json }}"
+        content: >-
+          {{ {'undefined': undefined_result.msg, 'port': port_result.msg, 'auth': auth_result.msg, 'jobs': jobs_result.msg,
+              'own': own, 'loopback': loopback_result.msg, 'interval': interval_result.msg} | to_json }}
         mode: "0644"
 """
 
@@ -796,6 +1361,11 @@ def test_through_ansible_playbook(tmp_path, promtool):
     assert "scrape_configs: job 'node': basic_auth: needs exactly one of password, password_file" in messages["auth"]
     assert SECRET not in json.dumps(messages)
     assert "'jobs_not_defined' is undefined" in messages["jobs"]
+    assert job(messages["own"], "lo")["static_configs"] == [{"targets": ["127.0.0.1:9100"], "labels": {"instance": "lo1"}}]
+    assert ("scrape_configs: host 'lo1': node_exporter_web_listen_address: '127.0.0.1:9100' listens on loopback only, "
+            "which Prometheus on 'web1' cannot scrape") in messages["loopback"]
+    assert ("scrape_configs: job 'lo': scrape_timeout: 20s is longer than the global scrape interval 10s "
+            "(host 'lo1': prometheus_scrape_interval)") in messages["interval"]
 
 
 # --- last: promtool on every output above -------------------------------------------------------
