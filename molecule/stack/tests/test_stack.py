@@ -51,10 +51,10 @@ def wait_for(predicate, seconds, what):
 
 
 def run_site(*inventories, env=None, playbook=None, cwd=None):
-    """ansible-playbook site on the scenario's inventory (plus others): (rc, output)."""
+    """ansible-playbook site on the scenario's inventory (plus others; "--..." items are options): (rc, output)."""
     args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     for inventory in inventories:
-        args += ["-i", str(inventory)]
+        args += [inventory] if str(inventory).startswith("--") else ["-i", str(inventory)]
     args.append(playbook or os.environ["MOLECULE_SCENARIO_DIRECTORY"] + "/converge.yml")
     run = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False,
                          env={**os.environ, **(env or {})}, cwd=cwd)
@@ -188,6 +188,18 @@ def test_adding_a_host_adds_exactly_its_targets_without_a_restart(host, tmp_path
     assert rc == 0, out[-3000:]
     wait_for(lambda: set(targets(host)) == before, 60, "the spare host's target gone")
     assert prometheus_process(host) == process, "Prometheus was restarted or reloaded"
+
+
+@pytest.mark.parametrize("mode", [["--check"], []], ids=["check mode", "normal mode"])
+def test_a_loopback_exporter_on_another_host_stops_the_run_before_any_change(host, tmp_path, mode):
+    """The database host's node exporter set to listen on loopback only: Prometheus, on another
+    host, could never scrape it. The first play refuses it by host and variable, before any host
+    (the database host included) changes."""
+    extra = tmp_path / "loopback.yml"
+    extra.write_text("node_exporter:\n  hosts:\n    stack-db:\n      node_exporter_web_listen_address: 127.0.0.1:9100\n")
+    rc, out = run_site(extra, *mode)
+    assert rc != 0 and "'stack-db'" in out and "node_exporter_web_listen_address" in out, out[-3000:]
+    assert recap_changed(out) == 0, out[-3000:]
 
 
 def test_galaxy_installed_collection_converges_the_stack_unchanged(host, tmp_path):
