@@ -40,6 +40,7 @@ def test_rotating_every_password_and_renewing_certificates(host, tmp_path):
     assert rc == 0, out[-3000:]
     leaked = [i for i, secret in enumerate(secrets() + passwords) if secret in out]
     assert leaked == [], "secret(s) %s in the ansible-playbook -v output" % leaked
+    assert "$ANSIBLE_VAULT" not in out
     renewed = [line for line in out.splitlines() if "certificate" in line or line.startswith(("changed:", "ok:", "skipping:"))]
     assert host.check_output("openssl x509 -noout -serial -in /etc/node_exporter/tls.crt") != serial, "\n".join(renewed[:80])
     wait_all_up(host, "admin:" + new_users["admin"], since=started + 1)

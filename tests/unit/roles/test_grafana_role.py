@@ -133,7 +133,7 @@ def test_dashboard_has_uid_title_and_uses_the_fixed_datasource(path):
 def test_overview_has_the_seed_panels():
     overview = json.loads((ROLE / "files/dashboards/arq-overview.json").read_text())
     assert overview["title"] == "arQ Platform Overview"
-    text = " ".join(e for name, e, _ in queries() if name.startswith("arq-overview"))
+    text = " ".join(e for name, e, _variables in queries() if name.startswith("arq-overview"))
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "process_resident_memory_bytes",
                    "process_cpu_seconds_total", "nodejs_eventloop_lag_seconds", "nodejs_heap_size_used_bytes",
                    "nodejs_active_handles_total", "pg_stat_database_numbackends", "pg_stat_database_xact_commit",
@@ -159,7 +159,7 @@ def healthy_stack_series():
             yield {"series": f"up{{{target}}}", "values": "1x40"}
             for series, values in exposed["series"].items():
                 assert isinstance(values, str), f"{series}: quote its values (YAML reads 0x40 as 64)"
-                metric, _, labels = series.rstrip("}").partition("{")
+                metric, _brace, labels = series.rstrip("}").partition("{")
                 yield {"series": f"{metric}{{{labels + ', ' if labels else ''}{target}}}", "values": values}
 
 

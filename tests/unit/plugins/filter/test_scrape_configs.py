@@ -636,8 +636,8 @@ def test_loopback_rule_per_job_and_per_host_of_an_ha_pair():
         run(groups=PAIR, hostvars=hostvars, scraper="prom1")
     hostvars["db1"] = {}
     configs = run(groups=PAIR, hostvars=hostvars, scraper="prom1")
-    assert targets(job(configs, "prometheus")) == {"prom1": (["127.0.0.1:9090"], {"instance": "prom1"}),
-                                                    "prom2": (["10.0.0.2:9090"], {"instance": "prom2"})}
+    assert targets(job(configs, "prometheus")) == {
+        "prom1": (["127.0.0.1:9090"], {"instance": "prom1"}), "prom2": (["10.0.0.2:9090"], {"instance": "prom2"})}
     assert targets(job(configs, "node"))["prom1"][0] == ["10.0.0.1:9100"]
     message = refusal(hostvars=hostvars, scraper="prom2")
     assert "host 'prom1': prometheus_web_listen_address: '127.0.0.1:9090' listens on loopback only" in message
@@ -1078,8 +1078,9 @@ JUNK = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8), st.binary(max_size=4),
               st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2),
               st.sampled_from(["", ":9100", "127.0.0.1:1", "[::]:1", "/m", "https://x/p/", "15s", "db1", "env"])),
-    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), st.none()),
-                                                                              children, max_size=3)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), st.none()), children, max_size=3)),
     max_leaves=6,
 )
 HOST_READS = ["ansible_host", "node_exporter_web_listen_address", "node_exporter_web_telemetry_path", "prometheus_target_labels",
