@@ -14,6 +14,10 @@ MAY_BE_EMPTY = {
     "arq-overview: Redis memory B": "the maxmemory line; Redis' default has no maxmemory",
     "arq-redis: Memory B": "the maxmemory line; Redis' default has no maxmemory",
 }
+# And on a live stack with no errors (the unit test's series have some).
+EMPTY_WITHOUT_ERRORS = {
+    "arq-overview: Error rate (5xx share) A": "no 5xx answer yet: the 5xx rate is an empty vector, not 0",
+}
 
 
 def label_values(variable):
