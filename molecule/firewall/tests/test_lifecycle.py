@@ -110,11 +110,14 @@ def test_bad_input_fails_before_any_change(host, client, rule, message):
 
 
 def test_ruleset_nft_refuses_is_never_applied(host, client):
-    """A ruleset that passes preflight but not `nft -c` (forced here through the role's internal
-    table name) fails with nft's own error and replaces neither the file nor the live table."""
+    """A ruleset that passes the settings check but not `nft -c` (forced here through the role's
+    internal table name) is refused by nft in the preflight, with nft's own error, before any
+    change, in check mode too; neither the file nor the live table is replaced."""
     before, ruleset = rules(host), host.file(RULESET).content_string
+    rc, out = converge(HOST, {"__firewall_table": "arq monitoring"}, "--check")
+    assert rc != 0 and "is refused by nft" in out and "Error: syntax error" in out, out
     rc, out = converge(HOST, {"__firewall_table": "arq monitoring"})
-    assert rc != 0 and "failed to validate" in out and "Error: syntax error" in out, out
+    assert rc != 0 and "(made from firewall_rules) is refused by nft" in out and "Error: syntax error" in out, out
     assert recap_changed(out) == 0
     assert rules(host) == before and host.file(RULESET).content_string == ruleset
     assert_protected(host, client)
