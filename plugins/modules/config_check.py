@@ -136,7 +136,7 @@ import os
 import shutil
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.arq.monitoring.plugins.module_utils.secret_groups import SecretGroupsModule
 
 
 def _sha1(path):
@@ -159,20 +159,6 @@ def _group_spec(secret):
         # file_set's keys, accepted so that the same groups feed both modules.
         "owner": {"type": "str"}, "group": {"type": "str"}, "mode": {"type": "str"},
         "exclusive": {"type": "bool"}, "keep": {"type": "bool"}, "notify": {"type": "str"}}}
-
-
-class _Module(AnsibleModule):
-    """Logs its invocation without the secrets' contents (as arq.monitoring.file_set does)."""
-
-    def _log_invocation(self):
-        secrets = self.params.get("secrets")
-        if secrets:
-            self.params["secrets"] = [dict(group, content=dict.fromkeys(group["content"], "NOT_LOGGING_PARAMETER"))
-                                      for group in secrets]
-        try:
-            super()._log_invocation()
-        finally:
-            self.params["secrets"] = secrets
 
 
 def check(module, stage):
@@ -212,7 +198,7 @@ def check(module, stage):
 
 
 def main():
-    module = _Module(
+    module = SecretGroupsModule(
         argument_spec={
             "service": {"type": "str", "required": True},
             "files": _group_spec(False),

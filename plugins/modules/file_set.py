@@ -123,7 +123,7 @@ notify:
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.arq.monitoring.plugins.module_utils.secret_groups import SecretGroupsModule
 
 # What a secret's diff shows instead of its content (the callback prints no diff of two empty texts).
 _SECRET_BEFORE = "(secret content, not shown)\n"
@@ -180,33 +180,14 @@ def _group_spec(secret):
         "notify": {"type": "str", "default": ""}, "source": {"type": "str", "default": ""}}}
 
 
-class _Module(AnsibleModule):
-    """Logs its invocation (the host's journal or syslog) without the secrets' contents.
-
-    The invocation log masks no_log values in the text of a list parameter, where a secret that
-    holds a newline (a key, an environment file) appears escaped and is not found: left as it is,
-    every secret of O(secrets) would be written to the host's log in clear.
-    """
-
-    def _log_invocation(self):
-        secrets = self.params.get("secrets")
-        if secrets:
-            self.params["secrets"] = [dict(group, content=dict.fromkeys(group["content"], "NOT_LOGGING_PARAMETER"))
-                                      for group in secrets]
-        try:
-            super()._log_invocation()
-        finally:
-            self.params["secrets"] = secrets
-
-
 def main():
-    module = _Module(
+    module = SecretGroupsModule(
         argument_spec={
             "directories": {"type": "list", "elements": "dict", "default": [], "options": {
                 "path": {"type": "path", "required": True}, **_ATTRS, "mode": {"type": "str", "default": "0755"}}},
             "files": _group_spec(False),
             # Not no_log as a whole (that would mask owners, modes and paths in every result): the
-            # content of each group is no_log, and _Module keeps it out of the invocation log.
+            # content of each group is no_log, and SecretGroupsModule keeps it out of the invocation log.
             "secrets": {**_group_spec(True), "no_log": False},
             "service": {"type": "str", "default": ""},
         },

@@ -12,6 +12,8 @@ import pytest
 COLLECTIONS = Path(__file__).resolve().parents[2] / ".collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+# Modules the tests run as scripts import the collection's module_utils as AnsiballZ lets them.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(COLLECTIONS), os.environ.get("PYTHONPATH")]))
 
 
 def _tool(name):
