@@ -5,6 +5,7 @@ import re
 import subprocess
 import tempfile
 
+import pytest
 import yaml
 
 
@@ -143,6 +144,15 @@ def snapshot(host, paths, unit):
                        " | xargs -0 -r sha256sum; sha256sum /etc/passwd /etc/group" % (" ".join(paths), " ".join(paths)))
     started = host.check_output("systemctl show -p ActiveEnterTimestampMonotonic,MainPID,NRestarts %s" % unit)
     return listing.stdout + started
+
+
+def refusal_test(instance, role, cases, paths):
+    """The scenario's test of a fixed table of cases, run once, on the named instance."""
+    def test_bad_settings_are_refused_before_any_change(host):
+        if host.backend.host != instance:
+            pytest.skip("checked once, on " + instance)
+        assert_refused_before_any_change(host, role, cases, paths, role)
+    return test_bad_settings_are_refused_before_any_change
 
 
 def assert_refused_before_any_change(host, role, cases, paths, unit):

@@ -3,10 +3,8 @@ the host, naming the variable; a valid run afterwards changes nothing."""
 import os
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_refused_before_any_change  # noqa: E402
+from checks import refusal_test  # noqa: E402
 
 HOST = "redis-exporter-d13-secure"
 PATHS = ["/etc/redis_exporter", "/etc/systemd/system/redis_exporter.service", "/usr/local/bin/redis_exporter"]
@@ -19,7 +17,4 @@ CASES = {
 }
 
 
-def test_bad_settings_are_refused_before_any_change(host):
-    if host.backend.host != HOST:
-        pytest.skip("checked once, on " + HOST)
-    assert_refused_before_any_change(host, "redis_exporter", CASES, PATHS, "redis_exporter")
+test_bad_settings_are_refused_before_any_change = refusal_test(HOST, "redis_exporter", CASES, PATHS)
