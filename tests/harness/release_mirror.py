@@ -49,7 +49,7 @@ RELEASES = [
      {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
 ]
 # The Grafana version the stand-in poses as (the grafana role's default).
-GRAFANA_VERSION = "11.6.0"
+GRAFANA_VERSION = "13.2.3"
 GRAFANA_STANDIN = Path(__file__).resolve().parents[1] / "grafana_standin"
 # Tools the controller-side tests run (promtool check/test, amtool check-config).
 TOOLS = {"promtool": ("promtool", "trixie", "usr/bin/promtool"),

@@ -22,6 +22,6 @@ def test_bad_settings_are_refused_before_any_change(host, tmp_path):
         "http_port that is not a number": ({"grafana_ini": {"server": {"http_port": "abc"}}}, "grafana_ini.server.http_port"),
         "unknown setting": ({"grafana_ini": {"analytics": {"reporting_enable": False}}}, "grafana_ini.analytics.reporting_enable"),
         "port above 65535": ({"grafana_web_listen_address": "0.0.0.0:65536"}, "grafana_web_listen_address"),
-        "version with trailing text": ({"grafana_version": "11.6.0garbage"}, "grafana_version"),
+        "version with trailing text": ({"grafana_version": "13.2.3garbage"}, "grafana_version"),
     }
     assert_refused_before_any_change(host, "grafana", cases, PATHS, "grafana")
