@@ -4,7 +4,8 @@
 The binaries are the real programs from Debian's packages (``apt-get download`` +
 ``dpkg-deb -x``), repacked as ``<name>-<version>.linux-amd64.tar.gz`` with a
 ``sha256sums.txt`` beside them, under ``<owner>/<repo>/releases/download/v<version>/``.
-Older versions come from bookworm so that upgrades can be tested.
+The current releases come from Debian testing (forky), the ones before them from trixie, so that
+upgrades can be tested.
 
 Grafana's server is in no registry: its place is taken by the test stand-in of
 tests/grafana_standin/, packed like Grafana's own release archive under the layout of
@@ -29,33 +30,61 @@ CACHE = Path(os.environ.get("ARQ_CACHE", Path.home() / ".cache" / "arq-monitorin
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 FIXED_MTIME = 1735689600  # 2025-01-01: stable Last-Modified, so conditional requests hit
 
-# (repository, archive name, version, suite, {binary in archive: (package, path in package)})
+# (repository, archive name, version, suite, {file in archive: (package, path in package, mode)}).
+# The current releases come from Debian testing (forky); the ones before them from trixie, so that
+# upgrades in place can be tested. Like upstream's archives, each holds its binaries, LICENSE,
+# NOTICE and, where upstream ships one, the example configuration.
+def _docs(package: str, config: str | None = None) -> dict[str, tuple[str, str, int]]:
+    files = {"LICENSE": (package, f"usr/share/doc/{package}/copyright", 0o644),
+             "NOTICE": (package, f"usr/share/doc/{package}/copyright", 0o644)}
+    if config:
+        files[config.rsplit("/", 1)[-1]] = (package, config, 0o644)
+    return files
+
+
+def _prometheus(version: str, suite: str) -> tuple:
+    return ("prometheus/prometheus", "prometheus", version, suite,
+            {"prometheus": ("prometheus", "usr/bin/prometheus", 0o755),
+             "promtool": ("promtool", "usr/bin/promtool", 0o755),
+             **_docs("prometheus", "etc/prometheus/prometheus.yml")})
+
+
+def _alertmanager(version: str, suite: str) -> tuple:
+    return ("prometheus/alertmanager", "alertmanager", version, suite,
+            {"alertmanager": ("prometheus-alertmanager", "usr/bin/prometheus-alertmanager", 0o755),
+             "amtool": ("prometheus-alertmanager", "usr/bin/amtool", 0o755),
+             **_docs("prometheus-alertmanager", "etc/prometheus/alertmanager.yml")})
+
+
+def _exporter(repo: str, name: str, version: str, suite: str) -> tuple:
+    package = "prometheus-" + name.replace("_", "-")
+    return (repo, name, version, suite,
+            {name: (package, f"usr/bin/{package}", 0o755), **_docs(package)})
+
+
 RELEASES = [
-    ("prometheus/prometheus", "prometheus", "2.53.3", "trixie",
-     {"prometheus": ("prometheus", "usr/bin/prometheus"), "promtool": ("promtool", "usr/bin/promtool")}),
-    ("prometheus/prometheus", "prometheus", "2.42.0", "bookworm",
-     {"prometheus": ("prometheus", "usr/bin/prometheus"), "promtool": ("prometheus", "usr/bin/promtool")}),
-    ("prometheus/alertmanager", "alertmanager", "0.28.1", "trixie",
-     {"alertmanager": ("prometheus-alertmanager", "usr/bin/prometheus-alertmanager"),
-      "amtool": ("prometheus-alertmanager", "usr/bin/amtool")}),
-    ("prometheus/node_exporter", "node_exporter", "1.9.0", "trixie",
-     {"node_exporter": ("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")}),
-    ("prometheus/node_exporter", "node_exporter", "1.5.0", "bookworm",
-     {"node_exporter": ("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")}),
-    ("prometheus-community/postgres_exporter", "postgres_exporter", "0.17.1", "trixie",
-     {"postgres_exporter": ("prometheus-postgres-exporter", "usr/bin/prometheus-postgres-exporter")}),
+    _prometheus("3.5.3", "forky"), _prometheus("2.53.3", "trixie"),
+    _alertmanager("0.33.1", "forky"), _alertmanager("0.28.1", "trixie"),
+    _exporter("prometheus/node_exporter", "node_exporter", "1.11.1", "forky"),
+    _exporter("prometheus/node_exporter", "node_exporter", "1.9.0", "trixie"),
+    _exporter("prometheus-community/postgres_exporter", "postgres_exporter", "0.19.1", "forky"),
+    _exporter("prometheus-community/postgres_exporter", "postgres_exporter", "0.17.1", "trixie"),
     # redis_exporter's own archives carry a "v" in the version part of the name.
-    ("oliver006/redis_exporter", "redis_exporter", "v1.69.0", "trixie",
-     {"redis_exporter": ("prometheus-redis-exporter", "usr/bin/prometheus-redis-exporter")}),
+    _exporter("oliver006/redis_exporter", "redis_exporter", "v1.86.0", "forky"),
+    _exporter("oliver006/redis_exporter", "redis_exporter", "v1.69.0", "trixie"),
 ]
 # The Grafana version the stand-in poses as (the grafana role's default).
 GRAFANA_VERSION = "13.2.3"
 GRAFANA_STANDIN = Path(__file__).resolve().parents[1] / "grafana_standin"
 # Tools the controller-side tests run (promtool check/test, amtool check-config).
-TOOLS = {"promtool": ("promtool", "trixie", "usr/bin/promtool"),
-         "amtool": ("prometheus-alertmanager", "trixie", "usr/bin/amtool")}
+TOOLS = {"promtool": ("promtool", "forky", "usr/bin/promtool"),
+         "amtool": ("prometheus-alertmanager", "forky", "usr/bin/amtool")}
 # Files Debian's alertmanager reads from disk; the harness bakes them into the test images.
-TEMPLATES = ("prometheus-alertmanager", "trixie", "usr/share/prometheus/alertmanager")
+TEMPLATES = ("prometheus-alertmanager", "forky", "usr/share/prometheus/alertmanager")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def apt_download(suite: str, package: str) -> Path:
@@ -144,7 +173,8 @@ def build() -> None:
         if sums.exists():
             continue
         top = f"{name}-{version}.linux-amd64"
-        data = pack({b: ((extract(apt_download(suite, pkg)) / p).read_bytes(), 0o755) for b, (pkg, p) in binaries.items()}, top)
+        data = pack({f: ((extract(apt_download(suite, pkg)) / p).read_bytes(), mode)
+                     for f, (pkg, p, mode) in binaries.items()}, top)
         release_dir.mkdir(parents=True, exist_ok=True)
         (release_dir / f"{top}.tar.gz").write_bytes(data)
         sums.write_text(f"{hashlib.sha256(data).hexdigest()}  {top}.tar.gz\n")
@@ -155,10 +185,11 @@ def build() -> None:
     bin_dir = CACHE / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for tool, (package, suite, path) in TOOLS.items():
-        if not (bin_dir / tool).exists():
-            shutil.copy2(extract(apt_download(suite, package)) / path, bin_dir / tool)
+        src = extract(apt_download(suite, package)) / path
+        if not (bin_dir / tool).exists() or sha256(bin_dir / tool) != sha256(src):
+            shutil.copy2(src, bin_dir / tool)
     package, suite, subdir = TEMPLATES
-    templates = CACHE / "mirror-src" / "templates"
+    templates = CACHE / "mirror-src" / f"templates-{suite}"
     if not templates.is_dir():
         src = extract(apt_download(suite, package)) / subdir
         shutil.copytree(src, templates)
