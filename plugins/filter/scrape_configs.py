@@ -129,6 +129,16 @@ options:
           - Keys C(username) and exactly one of C(password) (for example a vaulted variable)
             or C(password_file) (a path on the Prometheus host).
         type: dict
+      fallback_scrape_protocol:
+        description:
+          - Prometheus 3 only. The format Prometheus 3 parses a target's answer as when its
+            C(Content-Type) is missing or not one it knows; without it, Prometheus 3 fails such a
+            scrape (Prometheus 2 took it as text). For targets that send a wrong header only; every
+            service of the collection, and the arQ backend, send a right one.
+          - Prometheus 2 refuses the key; the filter refuses it when I(scraper)'s host variable
+            C(prometheus_version) is below 3.0.0.
+        type: str
+        choices: [PrometheusText0.0.4, PrometheusText1.0.0, OpenMetricsText0.0.1, OpenMetricsText1.0.0, PrometheusProto]
   tls:
     description:
       - TLS settings (as a job's I(tls)) for the jobs of the collection's own services, every
@@ -189,7 +199,8 @@ options:
       - A target listening on loopback only is scraped at that loopback address when it is
         this host, and refused otherwise - also when I(scraper) is not given.
       - Its host variable C(prometheus_scrape_interval), when set, is the global scrape
-        interval each job's I(scrape_timeout) is checked against.
+        interval each job's I(scrape_timeout) is checked against, and its C(prometheus_version),
+        when set, the version a job's C(fallback_scrape_protocol) is checked against.
     type: str
 notes:
   - The filter reads only the host variables named above, and only for hosts of a scraped group.
@@ -245,7 +256,7 @@ _value:
   description:
     - With O(output=scrape_configs), a list of Prometheus scrape configs sorted by C(job_name),
       each with C(job_name), C(scheme), C(metrics_path), the optional C(scrape_interval),
-      C(scrape_timeout), C(tls_config) and C(basic_auth), then either C(static_configs) or
+      C(scrape_timeout), C(fallback_scrape_protocol), C(tls_config) and C(basic_auth), then either C(static_configs) or
       C(file_sd_configs), and C(relabel_configs) when sharded.
     - A target group is a dict with C(targets), a list of one C(<address>:<port>), and
       C(labels), with C(instance) set to the host's inventory name; one per host, sorted by host.
@@ -293,10 +304,16 @@ SERVICE_JOBS = frozenset(service["job"] for service in SERVICES.values() if serv
 # The scraping Prometheus host's global scrape interval (the prometheus role's variable).
 GLOBAL_INTERVAL_VAR = BUILTIN_JOBS[SERVICES["prometheus"]["job"]]["var_prefix"] + "_scrape_interval"
 
+# The scraping Prometheus host's version (the prometheus role's variable), when it sets one.
+VERSION_VAR = BUILTIN_JOBS[SERVICES["prometheus"]["job"]]["var_prefix"] + "_version"
+
 JOB_OPTIONS = (
-    "basic_auth", "enabled", "group", "labels", "metrics_path", "name", "port", "scheme",
-    "scrape_interval", "scrape_timeout", "tls", "var_prefix",
+    "basic_auth", "enabled", "fallback_scrape_protocol", "group", "labels", "metrics_path", "name", "port",
+    "scheme", "scrape_interval", "scrape_timeout", "tls", "var_prefix",
 )
+# Prometheus 3's scrape protocols (config.ScrapeProtocol), what fallback_scrape_protocol takes.
+SCRAPE_PROTOCOLS = ("PrometheusText0.0.4", "PrometheusText1.0.0", "OpenMetricsText0.0.1", "OpenMetricsText1.0.0",
+                    "PrometheusProto")
 TLS_OPTIONS = ("ca_file", "cert_file", "insecure_skip_verify", "key_file", "server_name")
 BASIC_AUTH_OPTIONS = ("password", "password_file", "username")
 OUTPUTS = ("scrape_configs", "file_sd", "both")
@@ -549,11 +566,12 @@ def _var_prefix(job_name):
     return "_" + prefix if prefix[:1].isdigit() else prefix
 
 
-def _jobs(jobs, builtin_jobs, groups, service_defaults, global_interval):
+def _jobs(jobs, builtin_jobs, groups, service_defaults, global_interval, scraper_version=None):
     """Validate the jobs and merge them over the built-in ones; return them sorted by name.
 
     global_interval: None, or (its text, milliseconds, where it was read) of the scraping
-    Prometheus' global scrape interval.
+    Prometheus' global scrape interval. scraper_version: None, or (its text, major version,
+    where it was read) of the scraping Prometheus' version.
     """
     if jobs is None:
         jobs = []
@@ -635,6 +653,16 @@ def _jobs(jobs, builtin_jobs, groups, service_defaults, global_interval):
             elif global_interval and durations["scrape_timeout"] > global_interval[1]:
                 _fail(where, "scrape_timeout: %s is longer than the global scrape interval %s (%s)"
                       % (job["scrape_timeout"], global_interval[0], global_interval[2]))
+        # Prometheus 3 fails a scrape whose Content-Type is missing or unknown unless the job names
+        # a fallback; 2.x knows no such key (it took the text format) and refuses the config.
+        fallback = job["fallback_scrape_protocol"] = spec.get("fallback_scrape_protocol")
+        if fallback is not None:
+            if not isinstance(fallback, str) or fallback not in SCRAPE_PROTOCOLS:
+                _fail(where, "fallback_scrape_protocol: %r is not one of %s" % (fallback, ", ".join(SCRAPE_PROTOCOLS)))
+            if scraper_version is not None and scraper_version[1] < 3:
+                _fail(where, "fallback_scrape_protocol: needs Prometheus 3, and %s is %s (Prometheus 2 refuses the key "
+                             "and takes a target's missing Content-Type as text by itself)"
+                      % (scraper_version[2], scraper_version[0]))
         result.append(job)
     return result
 
@@ -784,6 +812,18 @@ def _global_interval(hostvars, scraper):
     return value, _duration(value, where), where
 
 
+def _scraper_version(hostvars, scraper):
+    """(text, major, where) of the scraper's prometheus_version, None when unknown or no version."""
+    variables = hostvars[scraper] if scraper is not None and scraper in hostvars else None
+    if not isinstance(variables, Mapping):
+        return None
+    value = _defined(variables.get(VERSION_VAR))
+    match = re.match(r"([0-9]+)[.]", str(value)) if value is not None else None
+    if match is None:
+        return None  # the prometheus role refuses a version that is not one
+    return str(value), int(match.group(1)), "host %r: %s" % (scraper, VERSION_VAR)
+
+
 def scrape_configs(groups, hostvars, jobs=None, *, tls=None, basic_auth=None, builtin_jobs=True,
                    labels_var="prometheus_target_labels", file_sd_dir="", output="scrape_configs",
                    shard_count=1, shard_index=0, scraper=None):
@@ -835,9 +875,10 @@ def _scrape_configs(groups, hostvars, jobs, tls, basic_auth, builtin_jobs, label
     hosts = _Hosts(hostvars, labels_var, scraper, shard_count, shard_index)
     configs = []
     files = {}
-    for job in _jobs(jobs, builtin_jobs, groups, service_defaults, _global_interval(hostvars, scraper)):
+    for job in _jobs(jobs, builtin_jobs, groups, service_defaults, _global_interval(hostvars, scraper),
+                     _scraper_version(hostvars, scraper)):
         config = {"job_name": job["name"], "scheme": job["scheme"], "metrics_path": job["metrics_path"]}
-        for key in ("scrape_interval", "scrape_timeout"):
+        for key in ("scrape_interval", "scrape_timeout", "fallback_scrape_protocol"):
             if job[key] is not None:
                 config[key] = job[key]
         if job["tls"]:

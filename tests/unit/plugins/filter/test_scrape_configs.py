@@ -390,10 +390,11 @@ def test_output_is_deterministic_and_sorted():
 
 def test_promtool_catches_a_broken_config(tmp_path, promtool):
     """The promtool check can fail: in a batch, a target file with a bad label name is rejected, and
-    so is a config whose target file is missing."""
+    so is a config whose target file is missing. (An empty name: Prometheus 3 takes any UTF-8 name,
+    "bad-name" too.)"""
     result = run(file_sd_dir=str(tmp_path / "sd"), output="both")
     good = write_config(tmp_path / "good", result)
-    result["file_sd"]["node.yml"][0]["labels"]["bad-name"] = "x"
+    result["file_sd"]["node.yml"][0]["labels"][""] = "x"
     with pytest.raises(AssertionError, match="not a valid label name") as error:
         promtool_check(promtool, [good, write_config(tmp_path / "broken", result), good])
     assert f"{tmp_path}/broken/" in str(error.value)
@@ -1084,7 +1085,8 @@ JUNK = st.recursive(
     max_leaves=6,
 )
 HOST_READS = ["ansible_host", "node_exporter_web_listen_address", "node_exporter_web_telemetry_path", "prometheus_target_labels",
-              "prometheus_web_external_url", "prometheus_web_listen_address", "prometheus_scrape_interval"]
+              "prometheus_web_external_url", "prometheus_web_listen_address", "prometheus_scrape_interval",
+              "prometheus_version"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1369,6 +1371,48 @@ def test_through_ansible_playbook(tmp_path, promtool):
             "(host 'lo1': prometheus_scrape_interval)") in messages["interval"]
 
 
+# Prometheus 3: fallback_scrape_protocol, opt-in per job
+
+def test_no_fallback_scrape_protocol_unless_asked():
+    """Every target the collection ships sends a Content-Type Prometheus 3 knows: no job gets a
+    fallback by itself (a missing header stays a failed scrape, not a guess)."""
+    assert all("fallback_scrape_protocol" not in config for config in run())
+    on_3 = run(hostvars={"prom1": {"prometheus_version": "3.5.3"}}, scraper="prom1")
+    assert all("fallback_scrape_protocol" not in config for config in on_3)
+
+
+@pytest.mark.parametrize("protocol", plugin.SCRAPE_PROTOCOLS)
+def test_fallback_scrape_protocol_of_a_job(protocol):
+    configs = run(jobs=[{"name": "backend", "fallback_scrape_protocol": protocol}])
+    assert job(configs, "backend")["fallback_scrape_protocol"] == protocol
+    assert all("fallback_scrape_protocol" not in c for c in configs if c["job_name"] != "backend")
+    assert list(job(configs, "backend"))[:4] == ["job_name", "scheme", "metrics_path", "fallback_scrape_protocol"]
+
+
+@pytest.mark.parametrize("value", ["PrometheusText0.0.5", "prometheustext0.0.4", "", 4, ["PrometheusProto"]])
+def test_fallback_scrape_protocol_must_be_a_protocol(value):
+    message = refusal(jobs=[{"name": "node", "fallback_scrape_protocol": value}])
+    assert message == ("scrape_configs: job 'node': fallback_scrape_protocol: %r is not one of PrometheusText0.0.4, "
+                       "PrometheusText1.0.0, OpenMetricsText0.0.1, OpenMetricsText1.0.0, PrometheusProto" % (value,))
+
+
+@pytest.mark.parametrize(("version", "refused"), [
+    ("2.53.3", True), ("2.55.1", True), ("3.0.0", False), ("3.5.3", False), (None, False), ("", False), ("latest", False)])
+def test_fallback_scrape_protocol_against_the_scrapers_version(version, refused):
+    """Prometheus 2 refuses the key: known from the scraper's prometheus_version, refused here; an
+    unknown version (no scraper, none set, not a version the role takes) leaves it to promtool."""
+    hostvars = {"prom1": {} if version is None else {"prometheus_version": version}}
+    jobs = [{"name": "node", "fallback_scrape_protocol": "PrometheusText0.0.4"}]
+    if refused:
+        assert refusal(hostvars=hostvars, jobs=jobs, scraper="prom1") == (
+            "scrape_configs: job 'node': fallback_scrape_protocol: needs Prometheus 3, and host 'prom1': "
+            "prometheus_version is %s (Prometheus 2 refuses the key and takes a target's missing Content-Type as "
+            "text by itself)" % version)
+    else:
+        assert job(run(groups=PAIR, hostvars=hostvars, jobs=jobs, scraper="prom1"), "node")["fallback_scrape_protocol"]
+    run(groups=PAIR, hostvars=hostvars, jobs=jobs)  # no scraper: no version known
+
+
 # --- last: promtool on every output above -------------------------------------------------------
 
 
@@ -1392,6 +1436,7 @@ def test_every_output_passes_promtool(tmp_path, promtool):
         {"name": "grafana", "enabled": False},
         {"name": "haproxy", "group": ["backend", "node_exporter"], "port": 8405, "scheme": "https",
          "tls": {"cert_file": str(tmp_path / "c.pem"), "key_file": str(tmp_path / "k.pem"), "insecure_skip_verify": True}},
+        {"name": "backend", "fallback_scrape_protocol": "PrometheusText0.0.4"},  # Prometheus 3 only
     ]
     variants = [
         {},
@@ -1401,7 +1446,7 @@ def test_every_output_passes_promtool(tmp_path, promtool):
         {"file_sd_dir": sd + "2", "shard_count": 2, "shard_index": 0},
         {"groups": inventory(node_exporter=[], backend=["x"]), "hostvars": {}},
         {"groups": inventory(node_exporter=[], backend=["x"]), "hostvars": {}, "file_sd_dir": sd + "3"},
-        {"jobs": jobs[2:], "builtin_jobs": False, "hostvars": hostvars},
+        {"jobs": jobs[2:4], "builtin_jobs": False, "hostvars": hostvars},
     ]
     for variant in variants:
         run(output="both", **variant)
