@@ -194,3 +194,10 @@ def test_every_dashboard_query_returns_data(promtool, tmp_path):
 ], ids=["does not parse", "job breaks the vector match", "no such metric"])
 def test_a_broken_query_is_caught(promtool, tmp_path, query):
     assert promtool_test(promtool, tmp_path, [check("broken", query)]).returncode != 0
+
+
+def test_no_dashboard_query_matches_a_whole_number_le_or_quantile():
+    """Prometheus 3 stores le and quantile values as floats (le="1.0"): le="1" would select nothing."""
+    found = sent()
+    assert found and {name: q for name, q in found.items()
+                      if re.search(r'\b(?:le|quantile)\s*(?:=|!=|=~|!~)\s*"[+-]?[0-9]+"', q)} == {}

@@ -13,6 +13,9 @@ from ansible_collections.arq.monitoring.plugins.plugin_utils.services import SER
 
 ROOT = Path(__file__).resolve().parents[3]
 TESTS = sorted((ROOT / "tests/rules").glob("*_test.yml"))
+# A matcher on a whole-number bucket bound or quantile (le="1", quantile!="0"): Prometheus 3 stores
+# them as floats (le="1.0", quantile="0.0"; migration guide, "le and quantile label values").
+INTEGER_LE_OR_QUANTILE = re.compile(r'\b(?:le|quantile)\s*(?:=|!=|=~|!~)\s*"[+-]?[0-9]+"')
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,11 @@ def test_the_rules_select_the_catalogs_jobs(rules_dir):
     named = {job for path in rules_dir.glob("arq-*.yml") if not path.name.endswith("_test.yml")
              for job in re.findall(r'job="([^"]+)"', path.read_text())}
     assert {"backend", "postgres", "redis"} <= named <= {service["job"] for service in SERVICES.values()}
+
+
+def test_no_rule_matches_a_whole_number_le_or_quantile(rules_dir):
+    exprs = [rule["expr"] for path in rules_dir.glob("arq-*.yml") if not path.name.endswith("_test.yml")
+             for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    assert exprs and [e for e in exprs if INTEGER_LE_OR_QUANTILE.search(e)] == []
+    assert INTEGER_LE_OR_QUANTILE.search('sum(rate(x_bucket{le="1"}[5m]))')
+    assert not INTEGER_LE_OR_QUANTILE.search('rate(x_bucket{le="1.0"}[5m]) and y{quantile="0.99"}')
