@@ -24,6 +24,8 @@ description:
     version checks the new configuration.
   - "A package checker that is not installed yet (the package method on a fresh host) is a
     warning: the files are then checked as M(arq.monitoring.file_set) writes them."
+  - With O(data), a version change the service's data on the host cannot survive is refused
+    first, by the installed program's own C(--version).
 version_added: 0.2.0
 author: arq.monitoring developers (@arq-platform)
 options:
@@ -101,6 +103,40 @@ options:
         description: Its name in the release.
         type: str
         default: ""
+  data:
+    description: The version about to be installed, checked against the data the installed one wrote.
+    type: dict
+    suboptions:
+      program:
+        description: The installed program; its C(--version) names the version that wrote the data.
+        type: str
+        required: true
+      version:
+        description: The version about to be installed.
+        type: str
+        required: true
+      variable:
+        description: The variable that sets O(data.version), for the message.
+        type: str
+        required: true
+      path:
+        description: Where the data is, for the message.
+        type: str
+        default: ""
+      formats:
+        description: Data formats, each written by versions from C(since) on and readable by versions from C(readable_from) on.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          since:
+            description: First version that writes the format.
+            type: str
+            required: true
+          readable_from:
+            description: Oldest version that reads it.
+            type: str
+            required: true
 """
 
 EXAMPLES = r"""
@@ -133,6 +169,7 @@ need_checker:
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 
@@ -148,6 +185,29 @@ def _sha1(path):
     except OSError:
         return ""
     return digest.hexdigest()
+
+
+def _version(text):
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(part) for part in found.groups()) if found else None
+
+
+def check_data(module):
+    """Refuse a version the installed one's data format is too new for (Prometheus 3 -> 2.53)."""
+    data = module.params["data"]
+    if not data or not os.access(data["program"], os.X_OK):
+        return
+    rc, out, err = module.run_command([data["program"], "--version"])
+    installed, wanted = _version(out + err) if rc == 0 else None, _version(data["version"])
+    if not installed or not wanted:
+        return
+    for fmt in data["formats"]:
+        if installed >= _version(fmt["since"]) and wanted < _version(fmt["readable_from"]):
+            where = f" in {data['path']}" if data["path"] else ""
+            module.fail_json(msg=f"{module.params['service']}: {data['variable']} is {data['version']}, but the data{where} "
+                                 f"was written by {'.'.join(map(str, installed))}, whose format versions before "
+                                 f"{fmt['readable_from']} cannot read: install {fmt['readable_from']} or newer, "
+                                 "or move the data away first")
 
 
 def _group_spec(secret):
@@ -207,9 +267,15 @@ def main():
                 "path": {"type": "str", "default": ""}, "sha1": {"type": "str", "default": ""},
                 "source": {"type": "str", "default": ""}, "release": {"type": "dict", "default": {}},
                 "binary": {"type": "str", "default": ""}}},
+            "data": {"type": "dict", "options": {
+                "program": {"type": "str", "required": True}, "version": {"type": "str", "required": True},
+                "variable": {"type": "str", "required": True}, "path": {"type": "str", "default": ""},
+                "formats": {"type": "list", "elements": "dict", "required": True, "options": {
+                    "since": {"type": "str", "required": True}, "readable_from": {"type": "str", "required": True}}}}},
         },
         supports_check_mode=True,
     )
+    check_data(module)
     checker = module.params["checker"]
     if checker["sha1"] and not checker["source"] and _sha1(checker["path"]) != checker["sha1"]:
         module.exit_json(changed=False, need_checker=True)

@@ -68,7 +68,7 @@ def test_the_config_is_checked_against_the_new_rules_not_the_hosts(tmp_path, che
     ("global: {scrape_interval: 15}\n", "not a valid duration"),
     ("global: {evaluation_interval: 1 minute}\n", 'unknown unit " minute"'),
     ("global: {scrape_interval: 5s, scrape_timeout: 10s}\n", "scrape timeout greater than scrape interval"),
-    ("global: {external_labels: {0bad: x}}\n", "is not a valid label name"),
+    ('global: {external_labels: {"": x}}\n', "is not a valid label name"),
     ("alerting: {alertmanagers: 'localhost:9093'}\n", "cannot unmarshal"),
 ])
 def test_prometheus_yml_refusals_name_the_variables(tmp_path, bad, said):
@@ -127,3 +127,26 @@ def test_a_package_checker_not_installed_yet_warns_and_checks_at_write_time(tmp_
     result = run(tmp_path, checker={"path": str(tmp_path / "none")}, files=[
         {"directory": "/etc/x", "content": {"x.yml": "broken: ["}, "validate": str(tmp_path / "none") + " %s"}])
     assert not result.get("failed") and result["checked"] == [] and "not installed yet" in json.dumps(result["warnings"])
+
+
+@pytest.mark.parametrize("installed, wanted, refused", [
+    ("3.5.3", "2.53.3", True), ("3.0.0", "2.54.1", True), ("3.5.3", "2.55.0", False),
+    ("2.53.3", "2.42.0", False), ("2.53.3", "3.5.3", False), ("3.5.3", "3.1.0", False)])
+def test_a_version_too_old_for_the_data_is_refused_before_anything(tmp_path, installed, wanted, refused):
+    program = tmp_path / "prometheus"
+    program.write_text(f"#!/bin/sh\necho 'prometheus, version {installed}+ds1 (branch: debian/sid)'\n")
+    program.chmod(0o755)
+    data = {"program": str(program), "version": wanted, "variable": "prometheus_version",
+            "path": "/var/lib/prometheus", "formats": [{"since": "3.0.0", "readable_from": "2.55.0"}]}
+    result = run(tmp_path, True, data=data)
+    assert bool(result.get("failed")) is refused, result
+    if refused:
+        assert result["msg"] == (
+            f"prometheus: prometheus_version is {wanted}, but the data in /var/lib/prometheus was written by "
+            f"{installed}, whose format versions before 2.55.0 cannot read: install 2.55.0 or newer, or move the data away first")
+
+
+def test_no_installed_program_means_no_data_to_keep(tmp_path):
+    data = {"program": str(tmp_path / "absent"), "version": "2.53.3", "variable": "prometheus_version",
+            "formats": [{"since": "3.0.0", "readable_from": "2.55.0"}]}
+    assert not run(tmp_path, False, data=data).get("failed")
