@@ -117,6 +117,23 @@ def assert_not_leaked(host, unit, secrets):
         assert secret not in unit_text and secret not in processes and secret not in journal
 
 
+def assert_upgraded_once(host, unit, version, metrics=None):
+    """On a host of group "upgrade" (molecule/_shared/upgrade.yml), the unit runs the new version
+    (its *_build_info in `metrics`, when given), started exactly once since the older release ran,
+    and never failed or restarted on its own."""
+    if "upgrade" not in groups(host):
+        pytest.skip("installed fresh")
+    if metrics is not None:
+        assert re.search(r'_build_info\{[^}]*version="v?%s' % re.escape(version), metrics), metrics[:500]
+    older = host.file("/var/tmp/arq-upgrade-from").content_string.strip()
+    assert older and older != version
+    cursor = host.file("/var/tmp/arq-upgrade-cursor").content_string.strip()
+    log = host.check_output("journalctl --no-pager -o cat -u %s --after-cursor=%s", unit, cursor)
+    assert len(re.findall(r"^Started ", log, re.M)) == 1, log
+    assert not re.search(r"^(Failed|.*failed with result)", log, re.M), log
+    assert host.check_output("systemctl show -p NRestarts --value %s", unit) == "0"
+
+
 # The tasks that may refuse a setting: the role's argument spec, then the core's preflight.
 PREFLIGHT = ("Validating arguments against arg spec", "Check the ")
 

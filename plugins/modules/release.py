@@ -38,7 +38,7 @@ options:
     type: str
     default: ""
   basename:
-    description: Archive name without C(.linux-<arch>.tar.gz), for example V(node_exporter-1.9.0).
+    description: Archive name without C(.linux-<arch>.tar.gz), for example V(node_exporter-1.11.1).
     type: str
     default: ""
   arch:
@@ -93,8 +93,8 @@ EXAMPLES = r"""
     name: node_exporter
     user: node-exporter
     group: node-exporter
-    url: https://github.com/prometheus/node_exporter/releases/download/v1.9.0
-    basename: node_exporter-1.9.0
+    url: https://github.com/prometheus/node_exporter/releases/download/v1.11.1
+    basename: node_exporter-1.11.1
     arch: amd64
     binaries: [node_exporter]
 """

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service, converge, curl, recap_changed, scrape, task_results, value  # noqa: E402
+from checks import assert_hardened_service, assert_upgraded_once, converge, curl, recap_changed, scrape, task_results, value  # noqa: E402
 
 API = "http://127.0.0.1:9093/api/v2"
 SINK = "/var/lib/webhook-sink/received.jsonl"
@@ -50,6 +50,25 @@ def notifications(host, alertname):
 
 def post_alerts(host, *alerts):
     api(host, "/alerts", [{"labels": labels, "annotations": {"summary": "molecule"}} for labels in alerts])
+
+
+def test_upgrade_kept_silences_and_notification_log(host):
+    """0.28.1 -> 0.33.1 in place on both peers: one restart each, the silence made before is still
+    active, and the alert notified before is not notified again (its notification log entry)."""
+    assert_upgraded_once(host, "alertmanager", "0.33.1", scrape(host, 9093))
+    if host.backend.host != SINK_HOST:
+        pytest.skip("state checked once, on " + SINK_HOST)
+    kept = json.loads(host.file("/var/tmp/alertmanager-upgrade.json").content_string)["silence"]
+    other = host.get_host("ansible://alertmanager-d13", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    for peer in (host, other):
+        assert [s["status"]["state"] for s in api(peer, "/silences") if s["id"] == kept] == ["active"]
+    assert len(notifications(host, "UpgradeNotified")) == 1
+    # Group wait (10s) and the second peer's wait (15s) have passed well before 35 s.
+    deadline = time.monotonic() + 35
+    while time.monotonic() < deadline:
+        post_alerts(host, {"alertname": "UpgradeNotified", "severity": "warning"})
+        time.sleep(3)
+    assert len(notifications(host, "UpgradeNotified")) == 1, "notified again: the notification log was lost"
 
 
 def test_enabled_running_and_hardened(host):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service, assert_refuses_without_credentials, groups, scrape  # noqa: E402
+from checks import assert_hardened_service, assert_refuses_without_credentials, assert_upgraded_once, groups, scrape  # noqa: E402
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -31,6 +31,10 @@ def metrics(host):
     return scrape(host, 9100, AUTH if "secure" in groups(host) else None)
 
 
+def test_upgraded_in_place_with_one_restart(host):
+    assert_upgraded_once(host, "node_exporter", "1.11.1", metrics(host))
+
+
 def test_enabled_running_and_hardened(host):
     assert_hardened_service(host, "node_exporter", HARDENING)
     user = host.check_output("ps -o user= -C node_exporter -C prometheus-node-exporter")
@@ -39,7 +43,11 @@ def test_enabled_running_and_hardened(host):
 
 def test_metrics_served_with_expected_version(host):
     body = metrics(host)
-    expected = "1.5.0" if {"package"} <= set(groups(host)) and host.system_info.release.startswith("12") else "1.9.0"
+    # Debian's own packages: 1.5.0 on Debian 12, 1.9.0 on 13; the release otherwise.
+    if "package" in groups(host):
+        expected = "1.5.0" if host.system_info.release.startswith("12") else "1.9.0"
+    else:
+        expected = "1.11.1"
     assert re.search(r'node_exporter_build_info\{[^}]*version="%s"' % re.escape(expected), body), body[:500]
     assert "node_textfile_scrape_error 0" in body
 

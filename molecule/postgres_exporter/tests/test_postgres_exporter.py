@@ -6,7 +6,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service, assert_not_leaked, assert_refuses_without_credentials, converge, groups, recap_changed, scrape, value  # noqa: E402
+from checks import assert_hardened_service, assert_not_leaked, assert_refuses_without_credentials, assert_upgraded_once, converge, groups, recap_changed, scrape, value  # noqa: E402
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -27,6 +27,10 @@ PASSWORD = 's3cret"pg"$HOME`id`#1:@/?&%'
 
 def metrics(host):
     return scrape(host, 9187, AUTH if "secure" in groups(host) else None)
+
+
+def test_upgraded_in_place_with_one_restart(host):
+    assert_upgraded_once(host, "postgres_exporter", "0.19.1", metrics(host))
 
 
 def test_enabled_running_and_hardened(host):

@@ -9,7 +9,7 @@ import yaml
 from conftest import curl
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service  # noqa: E402
+from checks import assert_hardened_service, assert_upgraded_once, converge, groups, recap_changed  # noqa: E402
 
 SHIPPED_ALERTS = {
     "APIDown", "DatabaseDown", "RedisDown", "HighCPUUsage", "HighMemoryUsage", "HighErrorRate",
@@ -111,12 +111,33 @@ def test_secure_instance_refuses_without_credentials(host, prom):
 
 
 def test_upgrade_kept_every_series(host, prom):
-    if "upgrade" not in host.ansible.get_variables()["group_names"]:
-        pytest.skip("installed fresh")
+    """2.53.3 -> 3.x in place: every series and sample of the old server, one restart, and no
+    failed scrape since (3.x negotiates the scrape protocol and is strict about Content-Type)."""
+    assert_upgraded_once(host, "prometheus", "3.5.3")
     before = json.loads(host.file("/var/tmp/prometheus-upgrade-before.json").content_string)
-    assert before["version"] == "2.42.0"
+    assert before["version"] == "2.53.3"
     status, body = prom.get("/metrics")
-    assert re.search(r'^prometheus_build_info\{[^}]*version="2\.53\.3', body, re.M), body[:300]
+    assert re.search(r'^prometheus_build_info\{[^}]*version="3\.5\.3', body, re.M), body[:300]
     assert before["series"] > 100
     assert prom.scalar('count({__name__=~".+"})', before["time"]) == before["series"]
     assert prom.scalar("sum(count_over_time(up[10m]))", before["time"]) == before["up_samples"]
+    since = int(prom.query("time() - process_start_time_seconds{job=\"prometheus\"}")[0]["value"][1].split(".")[0])
+    scraped = prom.query(f"sum by (job) (count_over_time(up[{since}s])) - sum by (job) (sum_over_time(up[{since}s]))")
+    assert {r["metric"]["job"] for r in scraped} == {"prometheus", "node"}, scraped
+    assert all(float(r["value"][1]) == 0 for r in scraped), scraped
+
+
+def test_a_downgrade_the_data_cannot_take_is_refused_and_keeps_the_data(host, prom):
+    """3.x data is readable from 2.55 on only: the preflight refuses 2.53.3, with --check and for
+    real, and the running 3.x server keeps serving the same data."""
+    if "upgrade" not in groups(host):
+        pytest.skip("checked on the upgraded instance")
+    before = json.loads(host.file("/var/tmp/prometheus-upgrade-before.json").content_string)
+    pid = host.check_output("systemctl show -p MainPID --value prometheus")
+    for mode in (["--check", "--diff"], []):
+        rc, out = converge(host.backend.host, {"prometheus_version": "2.53.3"}, "--tags", "prometheus_install", *mode)
+        assert rc != 0 and recap_changed(out) == 0, out[-2000:]
+        assert ("prometheus: prometheus_version is 2.53.3, but the data in /var/lib/prometheus was written by 3.5.3, "
+                "whose format versions before 2.55.0 cannot read") in out, out[-2000:]
+    assert host.check_output("systemctl show -p MainPID --value prometheus") == pid
+    assert prom.scalar('count({__name__=~".+"})', before["time"]) == before["series"]

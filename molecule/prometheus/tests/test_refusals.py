@@ -28,7 +28,7 @@ CASES = {
     "scrape interval without a unit": ({"prometheus_scrape_interval": "15"}, "prometheus_scrape_interval"),
     "evaluation interval in words": ({"prometheus_evaluation_interval": "1 minute"}, "prometheus_evaluation_interval"),
     "scrape timeout above the interval": ({"prometheus_scrape_timeout": "10s"}, "prometheus_scrape_timeout"),
-    "invalid external label name": ({"prometheus_external_labels": {"0cluster": "x"}}, "prometheus_external_labels"),
+    "empty external label name": ({"prometheus_external_labels": {"": "x"}}, "prometheus_external_labels"),
     "alertmanagers given as a string": ({"prometheus_alertmanagers": "localhost:9093"}, "prometheus_alertmanagers"),
     "external URL without a scheme": ({"prometheus_web_external_url": "mon.example.com"}, "prometheus_web_external_url"),
     "retention in words": ({"prometheus_storage_retention_time": "five days"}, "prometheus_storage_retention_time"),

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "_shared"))
-from checks import assert_hardened_service, assert_not_leaked, assert_refuses_without_credentials, converge, groups, recap_changed, scrape, value  # noqa: E402
+from checks import assert_hardened_service, assert_not_leaked, assert_refuses_without_credentials, assert_upgraded_once, converge, groups, recap_changed, scrape, value  # noqa: E402
 
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -31,6 +31,10 @@ def secrets(host):
 
 def metrics(host):
     return scrape(host, 9121, AUTH if "secure" in groups(host) else None)
+
+
+def test_upgraded_in_place_with_one_restart(host):
+    assert_upgraded_once(host, "redis_exporter", "1.86.0", metrics(host))
 
 
 def test_enabled_running_and_hardened(host):
