@@ -30,6 +30,7 @@ CACHE = Path(os.environ.get("ARQ_CACHE", Path.home() / ".cache" / "arq-monitorin
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 FIXED_MTIME = 1735689600  # 2025-01-01: stable Last-Modified, so conditional requests hit
 
+
 # (repository, archive name, version, suite, {file in archive: (package, path in package, mode)}).
 # The current releases come from Debian testing (forky); the ones before them from trixie, so that
 # upgrades in place can be tested. Like upstream's archives, each holds its binaries, LICENSE,
