@@ -83,6 +83,8 @@ molecule: harness
 
 test: lint unit molecule
 
-# Whole-stack figures on a fresh lab and the filter's, written to docs/benchmarks.md.
+# Whole-stack figures on a fresh lab of each size of BENCH_HOSTS (inventories/lab's 4 hosts, plus
+# plain node_exporter hosts) and the filter's, written to docs/benchmarks.md; removes the lab after.
+BENCH_HOSTS ?= 4,12,24
 benchmark: harness
-	python tests/benchmarks/stack.py $$(tests/harness/release_source)
+	python tests/benchmarks/stack.py --hosts $(BENCH_HOSTS) $$(tests/harness/release_source)

@@ -2,18 +2,31 @@
 """Benchmark of the arq.monitoring.scrape_configs filter (a plain script, not a test).
 
     .venv/bin/python tests/benchmarks/scrape_configs.py [HOSTS ...]
+    .venv/bin/python tests/benchmarks/scrape_configs.py --ansible [HOSTS ...]
 
 For each inventory size (default 1,000, 10,000 and 100,000 hosts) builds an inventory where
 every host is scraped by 6 jobs, with per-host addresses (IPv4 and IPv6), listen addresses and
-labels, and times the filter (sharded, 2 shards) called with plain dicts. Ansible's own
-`hostvars` add their variable-resolution cost on top; that is Ansible's, not the filter's.
-Prints, per size, the best wall-clock and CPU time of a few runs and the CPU time per target\n(CPU time is the steadier figure on a shared machine).
+labels, and times the filter (sharded, 2 shards) called with plain dicts. Prints, per size, the
+best wall-clock and CPU time of a few runs and the CPU time per target (CPU time is the steadier
+figure on a shared machine).
+
+With --ansible (default 1,000 and 10,000 hosts), writes the same inventory out (every host
+ansible_connection=local, the jobs as arq_monitoring_scrape_jobs) and runs scrape_configs.yml
+on its first Prometheus host: a baseline task, then one evaluating site.yml's __site_scrape
+(with Ansible's `hostvars`, which resolve each host's variables). Prints a Markdown table of
+the best of a few runs of each task (ansible.posix.profile_tasks) and the playbook's wall time.
 """
+import json
+import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.arq.monitoring.plugins.filter.scrape_configs import scrape_configs  # noqa: E402
 
@@ -57,5 +70,44 @@ def main(sizes):
         print("%-9d %7d %5d %5d %14.3f %13.3f %16.2f" % (n, count, len(configs), runs, wall, cpu, cpu / count * 1e6))
 
 
+def ansible_inventory(n, directory):
+    """inventory(n) as an Ansible inventory file; its path."""
+    groups, hostvars = inventory(n)
+    path = Path(directory) / ("hosts-%d.json" % n)
+    path.write_text(json.dumps({"all": {
+        "vars": {"ansible_connection": "local", "arq_monitoring_scrape_jobs": JOBS},
+        "hosts": hostvars,
+        "children": {group: {"hosts": dict.fromkeys(groups[group])} for group in GROUPS},
+    }}))
+    return path
+
+
+def through_ansible(sizes, runs=3):
+    env = {**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "ANSIBLE_NOCOLOR": "1"}
+    env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    playbook = [str(Path(sys.executable).parent / "ansible-playbook"), str(Path(__file__).with_suffix(".yml"))]
+    print("| hosts | targets | runs | playbook wall s | baseline task s | filter task s | filter - baseline s | ms per host |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="arq-scrape-configs-") as directory:
+        for n in sizes:
+            path = ansible_inventory(n, directory)
+            wall = baseline = task = float("inf")
+            for _ in range(runs):
+                started = time.perf_counter()
+                done = subprocess.run([*playbook, "-i", str(path)], cwd=REPO, env=env, capture_output=True,
+                                      text=True, timeout=900, check=False)
+                if done.returncode:
+                    sys.exit(done.stdout[-3000:] + done.stderr[-2000:])
+                wall = min(wall, time.perf_counter() - started)
+                # profile_tasks' summary: "<task> ------ 0.39s"
+                times = {name: float(s) for name, s in re.findall(r"^(Baseline|Filter) -+ (\d+\.\d+)s$", done.stdout, re.M)}
+                baseline, task = min(baseline, times["Baseline"]), min(task, times["Filter"])
+            print("| {:,} | {:,} | {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(
+                n, n * len(GROUPS), runs, wall, baseline, task, task - baseline, (task - baseline) / n * 1e3))
+
+
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1_000, 10_000, 100_000])
+    if sys.argv[1:2] == ["--ansible"]:
+        through_ansible([int(a) for a in sys.argv[2:]] or [1_000, 10_000])
+    else:
+        main([int(a) for a in sys.argv[1:]] or [1_000, 10_000, 100_000])
