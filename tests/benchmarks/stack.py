@@ -232,7 +232,7 @@ def forks():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--hosts", default="4,12,24", help="lab sizes, comma-separated, at least 4 each")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds before a lab size is given up")
     # Other arguments pass on to site.yml (make benchmark: where the releases come from, as for make lab).
