@@ -8,7 +8,7 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.arq.monitoring.plugins.plugin_utils.releases import cached_release, sha1
+from ansible_collections.arq.monitoring.plugins.plugin_utils.releases import archive_name, cached_release, sha1
 
 MODULE = "arq.monitoring.release"
 
@@ -22,13 +22,18 @@ class ActionModule(ActionBase):
         module_args = dict(args)
         try:
             if args.get("url"):
-                archive, unpacked = cached_release(args)
                 sources = {}
-                for binary in args.get("binaries") or []:
-                    path = os.path.join(unpacked, binary)
-                    if not os.path.isfile(path):
-                        raise AnsibleActionFail(f"{args['basename']} has no binary {binary}")
-                    sources[binary] = path
+                # The release's archive (the tree's too), then those of the same release in `also`.
+                releases = [args] + [{**args, "checksum": "", "checksums_file": "", "checksum_suffix": "", **more}
+                                     for more in args.get("also") or []]
+                for release in reversed(releases):
+                    archive, unpacked = cached_release(release)
+                    for binary in release.get("binaries") or []:
+                        path = os.path.join(unpacked, binary)
+                        if not os.path.isfile(path):
+                            raise AnsibleActionFail(f"{archive_name(release)} has no binary {binary}")
+                        sources[binary] = path
+                module_args["binaries"] = list(sources)
                 module_args["checksums"] = {name: sha1(path) for name, path in sources.items()}
             answer = self._execute_module(MODULE, module_args=module_args, task_vars=task_vars)
             if answer.get("failed") or self._task.check_mode:

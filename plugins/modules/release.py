@@ -55,6 +55,23 @@ options:
         (V(.sha256) at dl.grafana.com), instead of the release's C(sha256sums.txt).
     type: str
     default: ""
+  archive:
+    description:
+      - The archive's file name in O(url), C({arch}) standing for O(arch), when it is not
+        C(<basename>.linux-<arch>.tar.gz) (V(victoria-metrics-linux-{arch}-v1.145.0.tar.gz)).
+    type: str
+    default: ""
+  checksums_file:
+    description: The release's checksum file in O(url) (C({arch}) for O(arch)) instead of C(sha256sums.txt).
+    type: str
+    default: ""
+  also:
+    description:
+      - Further archives of the same release whose O(binaries) are installed too, each
+        C({archive, checksums_file, checksum, binaries}) (VictoriaMetrics' vmutils).
+    type: list
+    elements: dict
+    default: []
   binaries:
     description: Files of the archive's top directory installed as C(/usr/local/bin/<name>), root, 0755.
     type: list
@@ -208,6 +225,9 @@ def main():
             "arch": {"type": "str", "default": "amd64"},
             "checksum": {"type": "str", "default": ""},
             "checksum_suffix": {"type": "str", "default": ""},
+            "archive": {"type": "str", "default": ""},
+            "checksums_file": {"type": "str", "default": ""},
+            "also": {"type": "list", "elements": "dict", "default": []},
             "binaries": {"type": "list", "elements": "str", "default": []},
             "tree": {"type": "dict", "options": {"dir": {"type": "path", "required": True},
                                                  "top": {"type": "str", "required": True}}},

@@ -44,13 +44,22 @@ def _pinned_sha256(args):
     return value.lower()
 
 
+def _arch(args, name):
+    return name.replace("{arch}", args.get("arch") or "amd64")
+
+
+def archive_name(args):
+    """The archive's file name: O(archive) with {arch} filled in, else <basename>.linux-<arch>.tar.gz."""
+    return _arch(args, args.get("archive") or f"{args['basename']}.linux-{{arch}}.tar.gz")
+
+
 def _expected_sha256(args, archive_url, archive_name):
     if args.get("checksum"):
         return _pinned_sha256(args)
     if args.get("checksum_suffix"):
         sums_url = archive_url + args["checksum_suffix"]
     else:
-        sums_url = args["url"].rstrip("/") + "/sha256sums.txt"
+        sums_url = args["url"].rstrip("/") + "/" + _arch(args, args.get("checksums_file") or "sha256sums.txt")
     for line in to_text(_fetch(sums_url)).splitlines():
         fields = line.split()
         if fields and HEX64.match(fields[0].lower()) and (
@@ -67,7 +76,7 @@ def cached_release(args):
     """
     cache = args.get("cache") or _default_cache()
     os.makedirs(cache, mode=0o755, exist_ok=True)
-    name = f"{args['basename']}.linux-{args['arch']}.tar.gz"
+    name = archive_name(args)
     archive = os.path.join(cache, name)
     unpacked = archive[: -len(".tar.gz")]
     marker = unpacked + ".verified"
@@ -95,8 +104,9 @@ def cached_release(args):
                     safe_extract(tar, tmp)
             except tarfile.TarError as err:  # an unsafe member (the data filter) or a broken archive
                 raise AnsibleActionFail(f"{archive_url}: cannot unpack: {err}") from err
-            top = os.listdir(tmp)
-            os.replace(os.path.join(tmp, top[0]) if len(top) == 1 else tmp, unpacked)
+            # One top directory is the release's own; loose files (VictoriaMetrics) stay in tmp.
+            top = [os.path.join(tmp, entry) for entry in os.listdir(tmp)]
+            os.replace(top[0] if len(top) == 1 and os.path.isdir(top[0]) else tmp, unpacked)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         with open(marker, "w") as out:

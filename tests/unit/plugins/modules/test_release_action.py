@@ -195,3 +195,17 @@ def test_an_archive_that_is_not_a_tar_fails_naming_the_url(tmp_path, upstream):
     with pytest.raises(AnsibleActionFail, match="^" + re.escape(f"{directory.as_uri()}/{NAME}: cannot unpack")):
         cached_release(args_for(tmp_path, directory))
     assert not (tmp_path / "cache" / (TOP + ".verified")).exists()
+
+
+def test_an_archive_named_otherwise_with_loose_files_and_its_own_checksum_file(tmp_path):
+    """VictoriaMetrics' layout: <name>-linux-<arch>-v<version>.tar.gz of loose files, with
+    <name>-linux-<arch>-v<version>_checksums.txt beside it."""
+    directory = tmp_path / "upstream"
+    directory.mkdir()
+    data = archive_bytes({"vm-prod": (b"#!/bin/sh\necho vm\n", 0o755)})
+    (directory / "vm-linux-amd64-v1.2.3.tar.gz").write_bytes(data)
+    (directory / "vm-linux-amd64-v1.2.3_checksums.txt").write_text(f"{sha256(data)}  vm-linux-amd64-v1.2.3.tar.gz\n")
+    archive, unpacked = cached_release(args_for(tmp_path, directory, archive="vm-linux-{arch}-v1.2.3.tar.gz",
+                                                checksums_file="vm-linux-{arch}-v1.2.3_checksums.txt"))
+    assert archive.endswith("/vm-linux-amd64-v1.2.3.tar.gz") and unpacked.endswith("/vm-linux-amd64-v1.2.3")
+    assert (tmp_path / "cache" / "vm-linux-amd64-v1.2.3" / "vm-prod").read_bytes() == b"#!/bin/sh\necho vm\n"
