@@ -74,6 +74,13 @@ RELEASES = [
     _exporter("oliver006/redis_exporter", "redis_exporter", "v1.86.0", "forky"),
     _exporter("oliver006/redis_exporter", "redis_exporter", "v1.69.0", "trixie"),
 ]
+# VictoriaMetrics' own layout: loose files in <archive>-linux-amd64-v<version>.tar.gz, each with
+# its <archive>-linux-amd64-v<version>_checksums.txt; the server is victoria-metrics-prod, the
+# backup tools come in vmutils. Debian builds them with the system's zstd (Debian 13 hosts).
+VICTORIAMETRICS = ("VictoriaMetrics/VictoriaMetrics", "1.145.0", "forky", {
+    "victoria-metrics": {"victoria-metrics-prod": "usr/bin/victoria-metrics"},
+    "vmutils": {"vmbackup-prod": "usr/bin/vmbackup", "vmrestore-prod": "usr/bin/vmrestore"},
+})
 # The Grafana version the stand-in poses as (the grafana role's default).
 GRAFANA_VERSION = "13.2.3"
 GRAFANA_STANDIN = Path(__file__).resolve().parents[1] / "grafana_standin"
@@ -121,11 +128,12 @@ def extract(deb: Path) -> Path:
 
 def pack(entries: dict[str, tuple[bytes | None, int]], top: str) -> bytes:
     """A reproducible tar.gz of {relative path: (content, or None for a directory; mode)} under
-    `top`: fixed dates, owners and order, and a gzip header without the time of packing."""
+    `top` (loose files when empty): fixed dates, owners and order, and a gzip header without the
+    time of packing."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, (content, mode) in sorted({"": (None, 0o755), **entries}.items()):
-            info = tarfile.TarInfo(f"{top}/{name}".rstrip("/"))
+        for name, (content, mode) in sorted((({"": (None, 0o755)} if top else {}) | entries).items()):
+            info = tarfile.TarInfo(f"{top}/{name}".strip("/"))
             info.mtime, info.mode = FIXED_MTIME, mode
             if content is None:
                 info.type = tarfile.DIRTYPE
@@ -166,6 +174,24 @@ def build_grafana_standin() -> None:
     print(f"mirror: grafana {GRAFANA_VERSION} (test stand-in)", file=sys.stderr)
 
 
+def build_victoriametrics(mirror: Path) -> None:
+    repo, version, suite, archives = VICTORIAMETRICS
+    release_dir = mirror / repo / "releases" / "download" / f"v{version}"
+    for archive, files in archives.items():
+        name = f"{archive}-linux-amd64-v{version}"
+        sums = release_dir / f"{name}_checksums.txt"
+        if sums.exists():
+            continue
+        package = extract(apt_download(suite, "victoria-metrics"))
+        data = pack({f: ((package / p).read_bytes(), 0o755) for f, p in files.items()}, "")
+        release_dir.mkdir(parents=True, exist_ok=True)
+        (release_dir / f"{name}.tar.gz").write_bytes(data)
+        sums.write_text(f"{hashlib.sha256(data).hexdigest()}  {name}.tar.gz\n")
+        for path in (release_dir / f"{name}.tar.gz", sums):
+            os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+        print(f"mirror: {repo} {version} {archive} from {suite}", file=sys.stderr)
+
+
 def build() -> None:
     mirror = CACHE / "mirror"
     for repo, name, version, suite, binaries in RELEASES:
@@ -182,6 +208,7 @@ def build() -> None:
         for path in release_dir.iterdir():
             os.utime(path, (FIXED_MTIME, FIXED_MTIME))
         print(f"mirror: {repo} {version} from {suite}", file=sys.stderr)
+    build_victoriametrics(mirror)
     build_grafana_standin()
     bin_dir = CACHE / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
