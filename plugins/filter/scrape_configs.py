@@ -22,7 +22,8 @@ description:
     C(node) - C(node_exporter), 9100, C(/metrics);
     C(postgres) - C(postgres_exporter), 9187, C(/metrics);
     C(prometheus) - C(prometheus), 9090, C(/metrics);
-    C(redis) - C(redis_exporter), 9121, C(/metrics).
+    C(redis) - C(redis_exporter), 9121, C(/metrics);
+    C(victoriametrics) - C(victoriametrics), 8428, C(/metrics).
   - Every target carries the label C(instance) set to the host's inventory name, so dashboards
     and alerts read C(instance="db1"), not an address.
   - The address scraped is the host's C(ansible_host) (else its inventory name); IPv6 literals

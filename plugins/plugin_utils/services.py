@@ -39,6 +39,10 @@ SERVICES = {
         "job": "redis", "group": "redis_exporter", "role": "redis_exporter", "port": 9121,
         "listen_var": "redis_exporter_web_listen_address", "metrics_path": "/metrics",
     },
+    "victoriametrics": {
+        "job": "victoriametrics", "group": "victoriametrics", "role": "victoriametrics", "port": 8428,
+        "listen_var": "victoriametrics_web_listen_address", "metrics_path": "/metrics",
+    },
     "alertmanager": {
         "job": "alertmanager", "group": "alertmanager", "role": "alertmanager", "port": 9093,
         "listen_var": "alertmanager_web_listen_address", "metrics_path": "/metrics",

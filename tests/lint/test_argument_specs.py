@@ -57,4 +57,5 @@ def test_service_spec_matches_the_core(role):
 
 def test_every_service_role_has_a_spec():
     assert {r.name for r in SERVICE_ROLES} == {
-        "alertmanager", "grafana", "node_exporter", "postgres_exporter", "prometheus", "redis_exporter"}
+        "alertmanager", "grafana", "node_exporter", "postgres_exporter", "prometheus", "redis_exporter",
+        "victoriametrics"}

@@ -65,7 +65,7 @@ def test_a_listen_variable_names_the_hosts_variable(run):
 
 def test_the_groups_of_the_collections_own_services(run):
     # site.yml's first play: every host of the stack, in the order the later plays run.
-    assert run["own_groups"] == "node_exporter:postgres_exporter:redis_exporter:alertmanager:prometheus:grafana"
+    assert run["own_groups"] == "node_exporter:postgres_exporter:redis_exporter:victoriametrics:alertmanager:prometheus:grafana"
 
 
 def test_an_unknown_service_is_a_clear_error(run):
