@@ -23,13 +23,14 @@ class ActionModule(ActionBase):
         try:
             if args.get("url"):
                 sources = {}
-                # The release's archive (the tree's too), then those of the same release in `also`.
-                releases = [args] + [{**args, "checksum": "", "checksums_file": "", "checksum_suffix": "", **more}
-                                     for more in args.get("also") or []]
-                for release in reversed(releases):
-                    archive, unpacked = cached_release(release)
+                # The release's own archive (the one a tree comes from), then the others of `also`.
+                archive, unpacked = cached_release(args)
+                further = [{**args, "checksum": "", "checksums_file": "", "checksum_suffix": "", **extra}
+                           for extra in args.get("also") or []]
+                parts = [(args, unpacked)] + [(more, cached_release(more)[1]) for more in further]
+                for release, directory in parts:
                     for binary in release.get("binaries") or []:
-                        path = os.path.join(unpacked, binary)
+                        path = os.path.join(directory, binary)
                         if not os.path.isfile(path):
                             raise AnsibleActionFail(f"{archive_name(release)} has no binary {binary}")
                         sources[binary] = path
