@@ -11,6 +11,7 @@ seconds is given up. Then removes every lab container, runs the scrape_configs f
 and writes the figures into docs/benchmarks.md between the markers.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -30,6 +31,7 @@ LAB_HOSTS = 4  # inventories/lab
 # container's processes run as root and share fs.inotify.max_user_instances, and a systemd that
 # gets none exits, stopping its container (or another user's, such as a Molecule scenario's).
 INOTIFY_PER_HOST = 6
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
 
 
 class GaveUp(Exception):
@@ -63,7 +65,24 @@ def inotify_instances():
             used += os.readlink(fd) == "anon_inode:inotify"
         except OSError:
             pass  # gone meanwhile
-    return int(Path("/proc/sys/fs/inotify/max_user_instances").read_text()), used
+    return int(INOTIFY_LIMIT.read_text()), used
+
+
+@contextlib.contextmanager
+def inotify_room(size):
+    """As root, raises fs.inotify.max_user_instances for the run when `size` lab containers would
+    not fit (saying so), and puts it back afterwards; otherwise check_room gives such sizes up."""
+    limit, used = inotify_instances()
+    wanted = used + size * INOTIFY_PER_HOST + 64
+    if wanted <= limit or os.geteuid() != 0:
+        yield
+        return
+    print(f"fs.inotify.max_user_instances {limit} -> {wanted} for {size} lab containers, until the end", file=sys.stderr)
+    INOTIFY_LIMIT.write_text(str(wanted))
+    try:
+        yield
+    finally:
+        INOTIFY_LIMIT.write_text(str(limit))
 
 
 def check_room(size):
@@ -243,18 +262,19 @@ def main():
     measured, gave_up = [], []
     with tempfile.TemporaryDirectory(prefix="arq-benchmark-") as directory:
         everything = inventory(sizes[-1], directory)  # every lab container any size has
-        try:
-            for size in sizes:
-                lab = inventory(size, directory)
+        with inotify_room(sizes[-1]):
+            try:
+                for size in sizes:
+                    lab = inventory(size, directory)
+                    run("ansible-playbook", "tests/harness/lab.yml", *everything, "-e", "lab_state=absent")
+                    try:
+                        measured.append(measure(size, lab, ["ansible-playbook", "site.yml", *lab, *site_args], args.timeout))
+                    except GaveUp as reason:
+                        print(f"{size} hosts: gave up: {reason}", file=sys.stderr)
+                        gave_up = [(s, reason) for s in sizes if s >= size]
+                        break
+            finally:
                 run("ansible-playbook", "tests/harness/lab.yml", *everything, "-e", "lab_state=absent")
-                try:
-                    measured.append(measure(size, lab, ["ansible-playbook", "site.yml", *lab, *site_args], args.timeout))
-                except GaveUp as reason:
-                    print(f"{size} hosts: gave up: {reason}", file=sys.stderr)
-                    gave_up = [(s, reason) for s in sizes if s >= size]
-                    break
-        finally:
-            run("ansible-playbook", "tests/harness/lab.yml", *everything, "-e", "lab_state=absent")
     if not measured:
         sys.exit("no lab size finished in time")
     _, filter_table = run(sys.executable, "tests/benchmarks/scrape_configs.py")
